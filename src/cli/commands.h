@@ -1,0 +1,16 @@
+/* commands.h - the `ams` subcommands. Each lives in src/cli/cmd_<name>.c and returns
+ * the process exit status (0 ok, 1 bad usage, 2 bad input/failure). Only src/cli exits. */
+#ifndef AMS_CLI_COMMANDS_H
+#define AMS_CLI_COMMANDS_H
+
+typedef struct ams_command {
+    const char *name;
+    const char *summary;            /* one line for `ams --help` */
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+} ams_command;
+
+int ams_cmd_infer(int argc, char **argv);
+int ams_cmd_grad(int argc, char **argv);
+int ams_cmd_info(int argc, char **argv);
+
+#endif

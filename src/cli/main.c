@@ -1,0 +1,34 @@
+/* main.c - the `ams` program: dispatches to one subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+/* Append a line here for a new subcommand (its file: src/cli/cmd_<name>.c). */
+static const ams_command commands[] = {
+    {"infer", "run a model on images: .npy in, logits/probabilities .npy out", ams_cmd_infer},
+    {"grad", "loss and gradients of a DeepLab model on images and labels", ams_cmd_grad},
+    {"info", "list the tensors of a .safetensors file", ams_cmd_info},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: ams <command> [options]   (ams <command> --help for each)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "ams: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 1;
+}

@@ -1,0 +1,296 @@
+/* graph_exec.c - runs a planned graph: forward over nodes in order, backward in reverse,
+ * every op through the chosen backend's kernels. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "nn/graph_internal.h"
+
+static ams_node *in(ams_graph *g, const ams_node *n, int k) { return &g->nodes[n->xs[k]]; }
+
+ams_status ams_graph_set_input(ams_graph *g, int node, const float *data, ams_err *err) {
+    AMS_FAIL_IF(!g->planned, err, AMS_E_INVAL, "set_input before ams_graph_plan");
+    AMS_FAIL_IF(node < 0 || node >= g->count || g->nodes[node].op != AMS_OP_INPUT, err,
+                AMS_E_INVAL, "node %d is not an input", node);
+    ams_node *n = &g->nodes[node];
+    for (size_t i = 0; i < n->numel; i++)
+        AMS_FAIL_IF(!isfinite(data[i]), err, AMS_E_RANGE,
+                    "input '%s' holds a non-finite value (%g) at element %zu", n->name,
+                    (double)data[i], i);
+    memcpy(n->value, data, n->numel * sizeof(float));
+    n->grad_ready = 1; /* marks "set" for inputs */
+    return AMS_OK;
+}
+
+ams_status ams_graph_set_labels(ams_graph *g, int node, const uint8_t *labels, ams_err *err) {
+    AMS_FAIL_IF(!g->planned, err, AMS_E_INVAL, "set_labels before ams_graph_plan");
+    AMS_FAIL_IF(node < 0 || node >= g->count || g->nodes[node].op != AMS_OP_LABELS, err,
+                AMS_E_INVAL, "node %d is not a labels input", node);
+    ams_node *n = &g->nodes[node];
+    memcpy(n->value, labels, n->numel);
+    n->grad_ready = 1;
+    return AMS_OK;
+}
+
+void ams_graph_set_seed(ams_graph *g, uint64_t seed) { ams_rng_seed(&g->rng, seed); }
+
+const float *ams_graph_value(const ams_graph *g, int node) {
+    if (node < 0 || node >= g->count || !g->planned || !g->forward_done) return NULL;
+    const ams_node *n = &g->nodes[node];
+    if (n->op == AMS_OP_PARAM || n->op == AMS_OP_CONST) return n->value;
+    if (n->op == AMS_OP_SOFTMAX_CE || n->op == AMS_OP_BCE_LOGITS) return n->value;
+    int consumed = 0;
+    for (int j = node + 1; j < g->count && !consumed; j++)
+        for (int k = 0; k < g->nodes[j].nin; k++)
+            if (g->nodes[j].xs[k] == node) consumed = 1;
+    return (n->keep || !consumed) ? n->value : NULL;
+}
+
+int64_t ams_graph_loss_count(const ams_graph *g, int node) {
+    if (node < 0 || node >= g->count) return 0;
+    return g->nodes[node].count;
+}
+
+static void forward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
+    float *out = n->value;
+    switch (n->op) {
+    case AMS_OP_INPUT:
+    case AMS_OP_LABELS:
+    case AMS_OP_PARAM:
+    case AMS_OP_CONST:
+    case AMS_OP__COUNT: break;
+    case AMS_OP_CONV2D:
+        be->conv2d_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value,
+                           n->nin > 2 ? in(g, n, 2)->value : NULL, &n->conv);
+        break;
+    case AMS_OP_CONV2D_TRANSPOSE:
+        be->conv2d_transpose_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value,
+                                     n->nin > 2 ? in(g, n, 2)->value : NULL, &n->conv);
+        break;
+    case AMS_OP_BATCHNORM: {
+        int c = (int)n->shape[n->ndim - 1];
+        be->batchnorm_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value,
+                              in(g, n, 2)->value, in(g, n, 3)->value, in(g, n, 4)->value, n->eps,
+                              (int64_t)n->numel / c, c);
+        break;
+    }
+    case AMS_OP_RELU: be->relu_forward(be, out, in(g, n, 0)->value, (int64_t)n->numel); break;
+    case AMS_OP_RELU6: be->relu6_forward(be, out, in(g, n, 0)->value, (int64_t)n->numel); break;
+    case AMS_OP_SIGMOID:
+        be->sigmoid_forward(be, out, in(g, n, 0)->value, (int64_t)n->numel);
+        break;
+    case AMS_OP_TANH: be->tanh_forward(be, out, in(g, n, 0)->value, (int64_t)n->numel); break;
+    case AMS_OP_AFFINE:
+        be->affine_forward(be, out, in(g, n, 0)->value, n->a, n->b, (int64_t)n->numel);
+        break;
+    case AMS_OP_ADD:
+        be->add_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value, &n->bc);
+        break;
+    case AMS_OP_MUL:
+        be->mul_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value, &n->bc);
+        break;
+    case AMS_OP_CONCAT: {
+        const float *ins[64];
+        const float **pins = n->nin <= 64 ? ins : NULL;
+        AMS_ASSERT(pins);
+        for (int k = 0; k < n->nin; k++) pins[k] = in(g, n, k)->value;
+        be->concat_forward(be, out, pins, n->chunk, n->nin, n->outer);
+        break;
+    }
+    case AMS_OP_GLOBAL_AVGPOOL: {
+        const ams_node *x = in(g, n, 0);
+        be->global_avgpool_forward(be, out, x->value, (int)x->shape[0], (int)x->shape[1],
+                                   (int)x->shape[2], (int)x->shape[3]);
+        break;
+    }
+    case AMS_OP_AVGPOOL: be->avgpool_forward(be, out, in(g, n, 0)->value, &n->pool); break;
+    case AMS_OP_MAXPOOL: be->maxpool_forward(be, out, in(g, n, 0)->value, &n->pool); break;
+    case AMS_OP_RESIZE_BILINEAR: {
+        const ams_node *x = in(g, n, 0);
+        be->resize_bilinear_forward(be, out, x->value, (int)x->shape[0], (int)x->shape[1],
+                                    (int)x->shape[2], (int)x->shape[3], n->oh, n->ow, n->mode);
+        break;
+    }
+    case AMS_OP_DROPOUT:
+        if (g->mode == AMS_PLAN_TRAIN && n->a < 1.0f) {
+            const float scale = 1.0f / n->a;
+            for (size_t i = 0; i < n->numel; i++)
+                n->aux[i] = ams_rng_uniform(&g->rng) < n->a ? scale : 0.0f;
+            be->dropout_forward(be, out, in(g, n, 0)->value, n->aux, (int64_t)n->numel);
+        } else {
+            if (n->aux)
+                for (size_t i = 0; i < n->numel; i++) n->aux[i] = 1.0f;
+            memcpy(out, in(g, n, 0)->value, n->numel * sizeof(float));
+        }
+        break;
+    case AMS_OP_RESHAPE: memcpy(out, in(g, n, 0)->value, n->numel * sizeof(float)); break;
+    case AMS_OP_SOFTMAX_CE: {
+        const ams_node *x = in(g, n, 0);
+        int c = (int)x->shape[3];
+        be->softmax_ce_forward(be, &n->scalar, &n->count, x->value,
+                               (const uint8_t *)in(g, n, 1)->value, (int64_t)x->numel / c, c,
+                               n->classes, n->nsub);
+        break;
+    }
+    case AMS_OP_BCE_LOGITS: {
+        const ams_node *x = in(g, n, 0);
+        be->bce_logits_forward(be, &n->scalar, &n->count, x->value,
+                               (const uint8_t *)in(g, n, 1)->value, (int64_t)x->numel);
+        break;
+    }
+    }
+}
+
+ams_status ams_graph_forward(ams_graph *g, const ams_backend *be, ams_err *err) {
+    AMS_FAIL_IF(!g->planned, err, AMS_E_INVAL, "forward before ams_graph_plan");
+    for (int i = 0; i < g->count; i++) {
+        const ams_node *n = &g->nodes[i];
+        AMS_FAIL_IF((n->op == AMS_OP_INPUT || n->op == AMS_OP_LABELS) && !n->grad_ready, err,
+                    AMS_E_INVAL, "input '%s' was not set", n->name);
+    }
+    for (int i = 0; i < g->count; i++) forward_node(g, be, &g->nodes[i]);
+    g->forward_done = 1;
+    return AMS_OK;
+}
+
+/* The gradient buffer of input k if a gradient flows into it, else NULL; zeroes an
+ * arena gradient the first time this backward pass touches it. */
+static float *dinput(ams_graph *g, ams_node *n, int k) {
+    ams_node *x = in(g, n, k);
+    if (!x->needs_grad || !x->grad) return NULL;
+    if (!x->grad_ready) {
+        if (x->op != AMS_OP_PARAM) memset(x->grad, 0, x->numel * sizeof(float));
+        x->grad_ready = 1;
+    }
+    return x->grad;
+}
+
+static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
+    const float *dout = n->grad;
+    switch (n->op) {
+    case AMS_OP_INPUT:
+    case AMS_OP_LABELS:
+    case AMS_OP_PARAM:
+    case AMS_OP_CONST:
+    case AMS_OP__COUNT: break;
+    case AMS_OP_CONV2D:
+        be->conv2d_backward(be, dinput(g, n, 0), dinput(g, n, 1),
+                            n->nin > 2 ? dinput(g, n, 2) : NULL, dout, in(g, n, 0)->value,
+                            in(g, n, 1)->value, &n->conv);
+        break;
+    case AMS_OP_CONV2D_TRANSPOSE:
+        be->conv2d_transpose_backward(be, dinput(g, n, 0), dinput(g, n, 1),
+                                      n->nin > 2 ? dinput(g, n, 2) : NULL, dout,
+                                      in(g, n, 0)->value, in(g, n, 1)->value, &n->conv);
+        break;
+    case AMS_OP_BATCHNORM: {
+        int c = (int)n->shape[n->ndim - 1];
+        be->batchnorm_backward(be, dinput(g, n, 0), dinput(g, n, 1), dinput(g, n, 2), dout,
+                               in(g, n, 0)->value, in(g, n, 1)->value, in(g, n, 3)->value,
+                               in(g, n, 4)->value, n->eps, (int64_t)n->numel / c, c);
+        break;
+    }
+    case AMS_OP_RELU:
+        be->relu_backward(be, dinput(g, n, 0), dout, n->value, (int64_t)n->numel);
+        break;
+    case AMS_OP_RELU6:
+        be->relu6_backward(be, dinput(g, n, 0), dout, n->value, (int64_t)n->numel);
+        break;
+    case AMS_OP_SIGMOID:
+        be->sigmoid_backward(be, dinput(g, n, 0), dout, n->value, (int64_t)n->numel);
+        break;
+    case AMS_OP_TANH:
+        be->tanh_backward(be, dinput(g, n, 0), dout, n->value, (int64_t)n->numel);
+        break;
+    case AMS_OP_AFFINE:
+        be->affine_backward(be, dinput(g, n, 0), dout, n->a, (int64_t)n->numel);
+        break;
+    case AMS_OP_RESHAPE:
+        be->affine_backward(be, dinput(g, n, 0), dout, 1.0f, (int64_t)n->numel);
+        break;
+    case AMS_OP_ADD: be->add_backward(be, dinput(g, n, 0), dinput(g, n, 1), dout, &n->bc); break;
+    case AMS_OP_MUL:
+        be->mul_backward(be, dinput(g, n, 0), dinput(g, n, 1), dout, in(g, n, 0)->value,
+                         in(g, n, 1)->value, &n->bc);
+        break;
+    case AMS_OP_CONCAT: {
+        float *dins[64];
+        AMS_ASSERT(n->nin <= 64);
+        for (int k = 0; k < n->nin; k++) dins[k] = dinput(g, n, k);
+        be->concat_backward(be, dins, dout, n->chunk, n->nin, n->outer);
+        break;
+    }
+    case AMS_OP_GLOBAL_AVGPOOL: {
+        const ams_node *x = in(g, n, 0);
+        float *dx = dinput(g, n, 0);
+        if (dx)
+            be->global_avgpool_backward(be, dx, dout, (int)x->shape[0], (int)x->shape[1],
+                                        (int)x->shape[2], (int)x->shape[3]);
+        break;
+    }
+    case AMS_OP_AVGPOOL: {
+        float *dx = dinput(g, n, 0);
+        if (dx) be->avgpool_backward(be, dx, dout, &n->pool);
+        break;
+    }
+    case AMS_OP_MAXPOOL: {
+        float *dx = dinput(g, n, 0);
+        if (dx) be->maxpool_backward(be, dx, dout, in(g, n, 0)->value, &n->pool);
+        break;
+    }
+    case AMS_OP_RESIZE_BILINEAR: {
+        const ams_node *x = in(g, n, 0);
+        float *dx = dinput(g, n, 0);
+        if (dx)
+            be->resize_bilinear_backward(be, dx, dout, (int)x->shape[0], (int)x->shape[1],
+                                         (int)x->shape[2], (int)x->shape[3], n->oh, n->ow,
+                                         n->mode);
+        break;
+    }
+    case AMS_OP_DROPOUT: {
+        float *dx = dinput(g, n, 0);
+        if (dx) be->dropout_backward(be, dx, dout, n->aux, (int64_t)n->numel);
+        break;
+    }
+    case AMS_OP_SOFTMAX_CE: {
+        const ams_node *x = in(g, n, 0);
+        float *dx = dinput(g, n, 0);
+        int c = (int)x->shape[3];
+        if (dx)
+            be->softmax_ce_backward(be, dx, n->dscalar, x->value,
+                                    (const uint8_t *)in(g, n, 1)->value, (int64_t)x->numel / c,
+                                    c, n->classes, n->nsub);
+        break;
+    }
+    case AMS_OP_BCE_LOGITS: {
+        const ams_node *x = in(g, n, 0);
+        float *dx = dinput(g, n, 0);
+        if (dx)
+            be->bce_logits_backward(be, dx, n->dscalar, x->value,
+                                    (const uint8_t *)in(g, n, 1)->value, (int64_t)x->numel);
+        break;
+    }
+    }
+}
+
+ams_status ams_graph_backward(ams_graph *g, const ams_backend *be, int loss, ams_err *err) {
+    AMS_FAIL_IF(!g->planned || g->mode != AMS_PLAN_TRAIN, err, AMS_E_INVAL,
+                "backward needs a graph planned with AMS_PLAN_TRAIN");
+    AMS_FAIL_IF(loss != g->loss, err, AMS_E_INVAL,
+                "backward from node %d, but the graph was planned for loss node %d", loss,
+                g->loss);
+    AMS_FAIL_IF(!g->forward_done, err, AMS_E_INVAL, "backward before forward");
+    for (int i = 0; i < g->count; i++) {
+        ams_node *n = &g->nodes[i];
+        if (n->op != AMS_OP_INPUT && n->op != AMS_OP_LABELS) n->grad_ready = 0;
+    }
+    ams_node *l = &g->nodes[loss];
+    l->dscalar = 1.0f;
+    l->grad_ready = 1;
+    for (int i = loss; i >= 0; i--) {
+        ams_node *n = &g->nodes[i];
+        if (!n->needs_grad || !n->grad_ready || n->op == AMS_OP_PARAM) continue;
+        backward_node(g, be, n);
+    }
+    return AMS_OK;
+}

@@ -1,0 +1,62 @@
+/* graph_internal.h - the graph's private structures, shared by the builder,
+ * the memory planner and the executor. */
+#ifndef AMS_GRAPH_INTERNAL_H
+#define AMS_GRAPH_INTERNAL_H
+
+#include "ams/graph.h"
+#include "ams/rng.h"
+
+typedef struct ams_node {
+    ams_op op;
+    char name[AMS_PARAM_NAME_MAX]; /* inputs, params, constants */
+    int *xs;                /* input node ids */
+    int nin;
+    int ndim;
+    int64_t shape[AMS_MAX_DIMS];
+    size_t numel;
+    int is_u8;              /* labels: uint8 elements */
+    int param;              /* AMS_OP_PARAM: index into params, else -1 */
+    float *const_data;      /* AMS_OP_CONST: owned */
+    int keep;               /* value stays readable after forward */
+
+    /* op attributes */
+    ams_conv2d_desc conv;   /* conv2d, conv2d_transpose */
+    ams_pool2d_desc pool;   /* avgpool, maxpool */
+    ams_bcast_desc bc;      /* add, mul */
+    float eps;              /* batchnorm */
+    float a, b;             /* affine: x*a+b; dropout: a = keep_prob */
+    int oh, ow;             /* resize */
+    ams_resize_mode mode;   /* resize */
+    int axis;               /* concat */
+    int64_t outer;          /* concat */
+    int64_t *chunk;         /* concat: per input, owned */
+    int *classes;           /* softmax_ce subset, owned */
+    int nsub;
+
+    /* plan */
+    int needs_grad;         /* a gradient flows into this node during backward */
+    float *value;           /* forward value (arena, params, const, or &scalar) */
+    float *grad;            /* gradient (arena, params->grads, or &dscalar); NULL if none */
+    float *aux;             /* dropout mask (arena) */
+    size_t value_off, grad_off, aux_off; /* arena byte offsets, SIZE_MAX = not in arena */
+    int grad_ready;         /* backward: grad buffer zeroed this pass */
+    float scalar, dscalar;  /* loss value and its gradient */
+    int64_t count;          /* loss: pixels counted */
+} ams_node;
+
+struct ams_graph {
+    ams_params *params;     /* not owned */
+    ams_node *nodes;
+    int count, cap;
+    ams_status status;      /* first builder error */
+    char msg[1024];
+    int planned;
+    ams_plan_mode mode;
+    int loss;               /* the loss node backward starts from (TRAIN), or -1 */
+    unsigned char *arena;   /* activations and activation gradients */
+    size_t arena_bytes;
+    ams_rng rng;            /* dropout masks */
+    int forward_done;
+};
+
+#endif

@@ -1,0 +1,215 @@
+/* graph_plan.c - decides which nodes need gradients and lays out every activation,
+ * activation gradient and dropout mask in one arena: tensors whose lifetimes do not
+ * overlap share bytes, so forward/backward never allocate.
+ *
+ * Time line: forward runs node i at step i; backward runs node i at step 2n - i.
+ * A value lives from its producer's step to the last step that reads it (a consumer's
+ * forward, or a backward that needs it); a gradient lives from the first backward step
+ * that accumulates into it to its producer's backward. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/graph_internal.h"
+
+enum { ALIGN = 64 };
+
+typedef struct interval {
+    long start, end; /* inclusive steps */
+    size_t bytes;
+    size_t *offset;  /* where to store the placement */
+    size_t placed;
+} interval;
+
+/* Is input slot k of an op differentiable (does a gradient flow into it)? */
+static int differentiable(ams_op op, int k) {
+    switch (op) {
+    case AMS_OP_BATCHNORM: return k < 3;         /* not the moving statistics */
+    case AMS_OP_SOFTMAX_CE:
+    case AMS_OP_BCE_LOGITS: return k == 0;      /* not the labels */
+    default: return 1;
+    }
+}
+
+/* Does the backward of op read input slot k's forward value? */
+static int backward_reads_input(ams_op op, int k) {
+    switch (op) {
+    case AMS_OP_CONV2D:
+    case AMS_OP_CONV2D_TRANSPOSE: return k < 2;
+    case AMS_OP_BATCHNORM: return 1;
+    case AMS_OP_MUL: return 1;
+    case AMS_OP_MAXPOOL: return 1;
+    case AMS_OP_SOFTMAX_CE:
+    case AMS_OP_BCE_LOGITS: return 1;
+    default: return 0;
+    }
+}
+
+static int backward_reads_output(ams_op op) {
+    return op == AMS_OP_RELU || op == AMS_OP_RELU6 || op == AMS_OP_SIGMOID || op == AMS_OP_TANH;
+}
+
+static int is_loss(ams_op op) { return op == AMS_OP_SOFTMAX_CE || op == AMS_OP_BCE_LOGITS; }
+
+/* Nodes whose value lives in the arena. */
+static int in_arena(const ams_node *n) {
+    return n->op != AMS_OP_PARAM && n->op != AMS_OP_CONST && !is_loss(n->op);
+}
+
+static size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
+
+static int by_size_desc(const void *a, const void *b) {
+    const interval *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Greedy first-fit by decreasing size; returns the arena size. */
+static size_t place(interval *iv, int n) {
+    qsort(iv, (size_t)n, sizeof *iv, by_size_desc);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        size_t off = 0;
+        int moved = 1;
+        while (moved) { /* bump past every placed, time-overlapping block we collide with */
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                if (iv[j].end < iv[i].start || iv[i].end < iv[j].start) continue;
+                if (off + iv[i].bytes <= iv[j].placed || iv[j].placed + iv[j].bytes <= off)
+                    continue;
+                off = align_up(iv[j].placed + iv[j].bytes);
+                moved = 1;
+            }
+        }
+        iv[i].placed = off;
+        *iv[i].offset = off;
+        if (off + iv[i].bytes > total) total = off + iv[i].bytes;
+    }
+    return total;
+}
+
+ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
+    AMS_TRY(ams_graph_error(g, err));
+    AMS_FAIL_IF(!g->params->values && g->params->count, err, AMS_E_INVAL,
+                "graph planned before its parameters were allocated");
+    const int n = g->count;
+    const long inf = 4L * n + 8;
+    g->mode = mode;
+    g->loss = -1;
+    if (mode == AMS_PLAN_TRAIN) {
+        for (int i = n - 1; i >= 0 && g->loss < 0; i--)
+            if (is_loss(g->nodes[i].op)) g->loss = i;
+        AMS_FAIL_IF(g->loss < 0, err, AMS_E_INVAL, "a training plan needs a loss node");
+    }
+
+    /* needs_grad: reaches a trainable parameter forward AND reaches the loss backward */
+    char *reach = calloc((size_t)n + 1, 1);
+    AMS_FAIL_IF(!reach, err, AMS_E_NOMEM, "out of memory planning the graph");
+    for (int i = 0; i < n; i++) {
+        ams_node *nd = &g->nodes[i];
+        nd->needs_grad = 0;
+        if (mode != AMS_PLAN_TRAIN) continue;
+        if (nd->op == AMS_OP_PARAM) {
+            nd->needs_grad = g->params->info[nd->param].trainable;
+            continue;
+        }
+        for (int k = 0; k < nd->nin; k++)
+            if (differentiable(nd->op, k) && g->nodes[nd->xs[k]].needs_grad) nd->needs_grad = 1;
+    }
+    if (mode == AMS_PLAN_TRAIN) {
+        reach[g->loss] = 1;
+        for (int i = g->loss; i >= 0; i--) {
+            if (!reach[i]) continue;
+            const ams_node *nd = &g->nodes[i];
+            for (int k = 0; k < nd->nin; k++)
+                if (differentiable(nd->op, k)) reach[nd->xs[k]] = 1;
+        }
+        for (int i = 0; i < n; i++) g->nodes[i].needs_grad &= reach[i];
+    }
+    free(reach);
+
+    /* lifetimes */
+    interval *iv = calloc((size_t)3 * n + 1, sizeof *iv);
+    AMS_FAIL_IF(!iv, err, AMS_E_NOMEM, "out of memory planning the graph");
+    long *vend = malloc(((size_t)n + 1) * sizeof *vend);
+    long *gstart = malloc(((size_t)n + 1) * sizeof *gstart);
+    if (!vend || !gstart) {
+        free(iv);
+        free(vend);
+        free(gstart);
+        AMS_FAIL(err, AMS_E_NOMEM, "out of memory planning the graph");
+    }
+    for (int i = 0; i < n; i++) {
+        vend[i] = g->nodes[i].keep ? inf : i;
+        gstart[i] = inf;
+    }
+    int *consumers = calloc((size_t)n + 1, sizeof(int));
+    for (int j = 0; consumers && j < n; j++) {
+        const ams_node *nd = &g->nodes[j];
+        long tb = 2L * n - j;
+        int bwd = nd->needs_grad;
+        for (int k = 0; k < nd->nin; k++) {
+            int i = nd->xs[k];
+            consumers[i]++;
+            if (vend[i] < j) vend[i] = j;
+            if (bwd && backward_reads_input(nd->op, k) && vend[i] < tb) vend[i] = tb;
+            if (bwd && differentiable(nd->op, k) && g->nodes[i].needs_grad && gstart[i] > tb)
+                gstart[i] = tb;
+        }
+        if (bwd && backward_reads_output(nd->op) && vend[j] < tb) vend[j] = tb;
+    }
+    int m = 0;
+    for (int i = 0; consumers && i < n; i++) {
+        ams_node *nd = &g->nodes[i];
+        nd->value_off = nd->grad_off = nd->aux_off = SIZE_MAX;
+        if (!in_arena(nd)) continue;
+        int is_input = nd->op == AMS_OP_INPUT || nd->op == AMS_OP_LABELS;
+        /* inputs live across calls: set once, forward any number of times */
+        iv[m++] = (interval){is_input ? 0 : i, (consumers[i] && !is_input) ? vend[i] : inf,
+                             align_up(nd->numel * (nd->is_u8 ? 1 : sizeof(float))),
+                             &nd->value_off, 0};
+        if (nd->needs_grad && gstart[i] < inf)
+            iv[m++] = (interval){gstart[i], 2L * n - i, align_up(nd->numel * sizeof(float)),
+                                 &nd->grad_off, 0};
+        if (nd->op == AMS_OP_DROPOUT && mode == AMS_PLAN_TRAIN)
+            iv[m++] = (interval){i, nd->needs_grad ? 2L * n - i : i,
+                                 align_up(nd->numel * sizeof(float)), &nd->aux_off, 0};
+    }
+    free(vend);
+    free(gstart);
+    if (!consumers) {
+        free(iv);
+        AMS_FAIL(err, AMS_E_NOMEM, "out of memory planning the graph");
+    }
+    free(consumers);
+    size_t bytes = place(iv, m);
+    free(iv);
+
+    free(g->arena);
+    g->arena = aligned_alloc(ALIGN, align_up(bytes ? bytes : ALIGN));
+    AMS_FAIL_IF(!g->arena, err, AMS_E_NOMEM, "out of memory: the graph needs %zu MB of activations",
+                bytes >> 20);
+    g->arena_bytes = bytes;
+    for (int i = 0; i < n; i++) {
+        ams_node *nd = &g->nodes[i];
+        nd->value = nd->grad = nd->aux = NULL;
+        if (nd->op == AMS_OP_PARAM) {
+            nd->value = ams_params_data(g->params, nd->param);
+            if (nd->needs_grad) nd->grad = ams_params_grad(g->params, nd->param);
+        } else if (nd->op == AMS_OP_CONST) {
+            nd->value = nd->const_data;
+        } else if (is_loss(nd->op)) {
+            nd->value = &nd->scalar;
+            nd->grad = &nd->dscalar;
+        } else {
+            nd->value = (float *)(void *)(g->arena + nd->value_off);
+            if (nd->grad_off != SIZE_MAX) nd->grad = (float *)(void *)(g->arena + nd->grad_off);
+            if (nd->aux_off != SIZE_MAX) nd->aux = (float *)(void *)(g->arena + nd->aux_off);
+        }
+    }
+    g->planned = 1;
+    g->forward_done = 0;
+    return AMS_OK;
+}
+
+size_t ams_graph_arena_bytes(const ams_graph *g) { return g->arena_bytes; }
