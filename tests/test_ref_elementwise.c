@@ -9,7 +9,13 @@
 #include "kernel_testlib.h"
 #include "nn/ref/ref_kernels.h"
 
-#define SEED 0x5eedULL
+/* the seeds are fixed; AMS_TEST_SEED=N varies them all (to hunt for a flaky tolerance) */
+#define SEED (0x5eedULL ^ seed_env())
+
+static uint64_t seed_env(void) {
+    const char *s = getenv("AMS_TEST_SEED");
+    return s ? strtoull(s, NULL, 0) : 0;
+}
 
 /* ---------- unary activations ---------- */
 
@@ -71,20 +77,20 @@ static int unary_gradcheck(const char *name, unary_fwd fwd, unary_bwd bwd, float
 static int test_relu_grad(void) {
     const float kinks[] = {0};
     return unary_gradcheck("relu", ams_ref_relu_forward, ams_ref_relu_backward, -3, 3, kinks, 1,
-                           2e-3);
+                           2e-4);
 }
 static int test_relu6_grad(void) {
     const float kinks[] = {0, 6};
     return unary_gradcheck("relu6", ams_ref_relu6_forward, ams_ref_relu6_backward, -3, 9, kinks,
-                           2, 2e-3);
+                           2, 2e-4);
 }
 static int test_sigmoid_grad(void) {
     return unary_gradcheck("sigmoid", ams_ref_sigmoid_forward, ams_ref_sigmoid_backward, -6, 6,
-                           NULL, 0, 2e-3);
+                           NULL, 0, 2e-4);
 }
 static int test_tanh_grad(void) {
     return unary_gradcheck("tanh", ams_ref_tanh_forward, ams_ref_tanh_backward, -3, 3, NULL, 0,
-                           2e-3);
+                           2e-4);
 }
 
 static int test_relu_values(void) {
@@ -273,7 +279,8 @@ static int check_bcast(const ams_bcast_desc *d, ams_rng *r, const char *what) {
         bcast_ctx c = {d, a, b, w, out, mul};
         bcast_loss(&c);
         for (int64_t i = 0; i < no; i++) {
-            float x = a[operand_index(i, d->out, d->a, nd)], y = b[operand_index(i, d->out, d->b, nd)];
+            float x = a[operand_index(i, d->out, d->a, nd)];
+            float y = b[operand_index(i, d->out, d->b, nd)];
             if (out[i] != (mul ? x * y : x + y)) {
                 fprintf(stderr, "%s %s: forward element %lld wrong\n", what, mul ? "mul" : "add",
                         (long long)i);
@@ -293,7 +300,8 @@ static int check_bcast(const ams_bcast_desc *d, ams_rng *r, const char *what) {
         double *oa = calloc((size_t)na, sizeof *oa), *ob = calloc((size_t)nb, sizeof *ob);
         CHECK(oa && ob);
         for (int64_t i = 0; i < no; i++) {
-            int64_t ia = operand_index(i, d->out, d->a, nd), ib = operand_index(i, d->out, d->b, nd);
+            int64_t ia = operand_index(i, d->out, d->a, nd);
+            int64_t ib = operand_index(i, d->out, d->b, nd);
             oa[ia] += (double)w[i] * (mul ? b[ib] : 1.0);
             ob[ib] += (double)w[i] * (mul ? a[ia] : 1.0);
         }
@@ -306,9 +314,9 @@ static int check_bcast(const ams_bcast_desc *d, ams_rng *r, const char *what) {
                          mul ? "mul" : "add");
         char name[96];
         snprintf(name, sizeof name, "%s %s da", what, mul ? "mul" : "add");
-        bad |= kt_gradcheck(name, bcast_loss, &c, a, ga, na, 1e-2f, 1e-3, r);
+        bad |= kt_gradcheck(name, bcast_loss, &c, a, ga, na, 1e-2f, 1e-4, r);
         snprintf(name, sizeof name, "%s %s db", what, mul ? "mul" : "add");
-        bad |= kt_gradcheck(name, bcast_loss, &c, b, gb, nb, 1e-2f, 1e-3, r);
+        bad |= kt_gradcheck(name, bcast_loss, &c, b, gb, nb, 1e-2f, 1e-4, r);
         /* one gradient NULL: the other is the same as before, bit for bit */
         memcpy(da2, basea, na * sizeof *da2);
         memcpy(db2, baseb, nb * sizeof *db2);

@@ -1,6 +1,6 @@
 /* test_ref_losses.c - the reference losses: softmax cross-entropy (ignore label 255, class
  * subsets) and binary cross-entropy on logits. Values against hand-computed cases and a
- * PyTorch fixture (tools/ref/make_loss_fixtures.py -> tests/data/losses/losses.fix: loss,
+ * PyTorch fixture (tools/ref/make_loss_fixtures.py -> tests/data/losses/ (.npy): loss,
  * count and autograd gradients), gradients against central differences, and the edges:
  * nothing counted -> loss 0, count 0, no gradient, no NaN; logits of 1e4 -> finite. */
 #include <math.h>
@@ -8,73 +8,35 @@
 #include "kernel_testlib.h"
 #include "nn/ref/ref_kernels.h"
 
-#define SEED 0x1055ULL
+/* the seeds are fixed; AMS_TEST_SEED=N varies them all (to hunt for a flaky tolerance) */
+#define SEED (0x1055ULL ^ seed_env())
 
-/* ---------- the fixture file (format in tools/ref/make_loss_fixtures.py) ---------- */
+static uint64_t seed_env(void) {
+    const char *s = getenv("AMS_TEST_SEED");
+    return s ? strtoull(s, NULL, 0) : 0;
+}
 
-typedef struct {
-    uint8_t *buf;
-    size_t len;
-} fixture;
+/* ---------- fixtures (layout in tools/ref/make_loss_fixtures.py) ---------- */
 
-enum { FIX_F32 = 0, FIX_U8 = 1, FIX_I32 = 2 };
-
-static int fixture_open(fixture *f) {
+/* tests/data/losses/<name>.npy, checked to hold numel elements of dtype; NULL after a
+ * message otherwise; the caller frees it with ams_tensor_free */
+static ams_tensor *load_npy(const char *name, ams_dtype dtype, int64_t numel) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/data/losses/losses.fix", AMS_SOURCE_DIR);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        fprintf(stderr, "%s: cannot open\n", path);
-        return 1;
+    snprintf(path, sizeof path, "%s/tests/data/losses/%s.npy", AMS_SOURCE_DIR, name);
+    ams_tensor *t = NULL;
+    ams_err err = {0};
+    if (ams_npy_read(path, &t, &err) != AMS_OK) {
+        fprintf(stderr, "fixture: %s\n", err.msg);
+        return NULL;
     }
-    f->buf = malloc(1 << 20);
-    f->len = f->buf ? fread(f->buf, 1, 1 << 20, fp) : 0;
-    fclose(fp);
-    if (f->len < 16 || memcmp(f->buf, "AMSFIX\0\1", 8) != 0 || f->buf[8] != 1) {
-        fprintf(stderr, "%s: not a version 1 fixture\n", path);
-        free(f->buf);
-        return 1;
+    if (t->dtype != dtype || (numel >= 0 && ams_tensor_numel(t) != numel)) {
+        fprintf(stderr, "fixture %s: dtype %s, %lld elements; want %s, %lld\n", path,
+                ams_dtype_name(t->dtype), (long long)ams_tensor_numel(t), ams_dtype_name(dtype),
+                (long long)numel);
+        ams_tensor_free(t);
+        return NULL;
     }
-    return 0;
-}
-
-static uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* A malloc'd, aligned copy of the elements of tensor `name`, checked to have dtype and
- * numel elements (little-endian host assumed, as everywhere in the project); NULL after a
- * message otherwise. The caller frees it. */
-static void *fixture_get(const fixture *f, const char *name, int dtype, int64_t numel) {
-    static const size_t esize[] = {4, 1, 4};
-    size_t pos = 16, count = rd32(f->buf + 12);
-    for (size_t t = 0; t < count; t++) {
-        if (pos + 2 > f->len) break;
-        size_t nl = (size_t)f->buf[pos] | (size_t)f->buf[pos + 1] << 8;
-        if (pos + 2 + nl + 2 > f->len) break;
-        const uint8_t *nm = f->buf + pos + 2;
-        int dt = f->buf[pos + 2 + nl], nd = f->buf[pos + 3 + nl];
-        pos += 4 + nl;
-        if (dt > 2 || pos + 4 * (size_t)nd > f->len) break;
-        int64_t n = 1;
-        for (int k = 0; k < nd; k++) n *= rd32(f->buf + pos + 4 * k);
-        pos += 4 * (size_t)nd;
-        size_t bytes = (size_t)n * esize[dt];
-        if (pos + bytes > f->len) break;
-        if (nl == strlen(name) && memcmp(nm, name, nl) == 0) {
-            if (dt != dtype || n != numel) {
-                fprintf(stderr, "fixture %s: dtype %d, %lld elements; want %d, %lld\n", name, dt,
-                        (long long)n, dtype, (long long)numel);
-                return NULL;
-            }
-            void *copy = malloc(bytes ? bytes : 1);
-            if (copy) memcpy(copy, f->buf + pos, bytes);
-            return copy;
-        }
-        pos += bytes;
-    }
-    fprintf(stderr, "fixture: no tensor %s (or truncated file)\n", name);
-    return NULL;
+    return t;
 }
 
 /* ---------- hand-computed values ---------- */
@@ -137,80 +99,57 @@ static int test_bce_hand(void) {
 
 /* ---------- PyTorch fixture ---------- */
 
-/* the tensors of one fixture case */
-typedef struct {
-    float *x, *loss, *grad;
-    uint8_t *lab;
-    int32_t *count, *classes;
-} torch_case;
-
-static void torch_case_free(torch_case *t) {
-    free(t->x), free(t->loss), free(t->grad), free(t->lab), free(t->count), free(t->classes);
-}
-
-static int torch_case_load(torch_case *t, const fixture *f, const char *name, int64_t p, int c,
-                           int nsub) {
+/* One case: desc int32 [p, c, nsub, count, classes...], labels uint8 (p), and float32
+ * logits (p,c) ++ grad (p,c) ++ loss (1). Loss, count and gradient (d loss = 1) must match
+ * PyTorch's. */
+static int check_case_vs_torch(const char *name, int bce) {
     char key[64];
-#define GET(var, suffix, dt, num)                         \
-    snprintf(key, sizeof key, "%s/%s", name, suffix);     \
-    t->var = fixture_get(f, key, dt, num);                \
-    if (!t->var) return 1
-    GET(x, "logits", FIX_F32, p * c);
-    GET(lab, "labels", FIX_U8, p);
-    GET(loss, "loss", FIX_F32, 1);
-    GET(count, "count", FIX_I32, 1);
-    GET(grad, "grad", FIX_F32, p * c);
-    if (nsub > 0) {
-        GET(classes, "classes", FIX_I32, nsub);
-    }
-#undef GET
-    return 0;
-}
-
-static int check_case_vs_torch(const fixture *f, const char *name, int64_t p, int c, int nsub,
-                               int bce) {
-    torch_case t = {0};
-    int64_t n = p * c;
-    if (torch_case_load(&t, f, name, p, c, nsub)) {
-        torch_case_free(&t);
-        return 1;
-    }
-    const float *x = t.x, *want_loss = t.loss, *want_grad = t.grad;
-    const uint8_t *lab = t.lab;
-    int32_t want_count = *t.count;
-    int cls[8];
-    for (int s = 0; s < nsub && s < 8; s++) cls[s] = t.classes[s];
+    int bad = 1;
+    ams_tensor *desc = NULL, *lab = NULL, *vals = NULL;
+    float *g = NULL;
+    snprintf(key, sizeof key, "%s_desc", name);
+    desc = load_npy(key, AMS_I32, -1);
+    if (!desc) goto done;
+    const int32_t *dv = desc->data;
+    int64_t nd = ams_tensor_numel(desc);
+    if (nd < 4 || dv[0] < 1 || dv[1] < 1 || dv[2] < 0 || dv[2] > 8 || nd != 4 + dv[2]) goto done;
+    int64_t p = dv[0], n = p * dv[1];
+    int c = dv[1], nsub = dv[2], cls[8];
+    for (int s = 0; s < nsub; s++) cls[s] = dv[4 + s];
+    snprintf(key, sizeof key, "%s_labels", name);
+    lab = load_npy(key, AMS_U8, p);
+    vals = load_npy(name, AMS_F32, 2 * n + 1);
+    if (!lab || !vals) goto done;
+    const float *x = vals->data, *want_grad = x + n;
+    double want = x[2 * n];
     float loss = -1;
     int64_t count = -1;
-    float *g = kt_alloc(n);
+    g = kt_alloc(n);
     if (bce) {
-        ams_ref_bce_logits_forward(NULL, &loss, &count, x, lab, p);
-        ams_ref_bce_logits_backward(NULL, g, 1.0f, x, lab, p);
+        ams_ref_bce_logits_forward(NULL, &loss, &count, x, lab->data, p);
+        ams_ref_bce_logits_backward(NULL, g, 1.0f, x, lab->data, p);
     } else {
-        ams_ref_softmax_ce_forward(NULL, &loss, &count, x, lab, p, c, nsub ? cls : NULL, nsub);
-        ams_ref_softmax_ce_backward(NULL, g, 1.0f, x, lab, p, c, nsub ? cls : NULL, nsub);
+        ams_ref_softmax_ce_forward(NULL, &loss, &count, x, lab->data, p, c, nsub ? cls : NULL,
+                                   nsub);
+        ams_ref_softmax_ce_backward(NULL, g, 1.0f, x, lab->data, p, c, nsub ? cls : NULL, nsub);
     }
-    double gdiff = check_max_abs_diff(g, want_grad, n);
-    double want = *want_loss, rel = fabs(loss - want) / fabs(want);
-    free(g);
-    torch_case_free(&t);
+    double gdiff = check_max_abs_diff(g, want_grad, n), rel = fabs(loss - want) / fabs(want);
     fprintf(stderr, "  %-8s loss %.8g torch %.8g (rel %.2g), count %lld, grad max diff %.2g\n",
             name, (double)loss, want, rel, (long long)count, gdiff);
-    CHECK(count == want_count);
-    CHECK(rel <= 1e-6);
-    CHECK(gdiff <= 1e-7);
-    return 0;
+    bad = count != dv[3] || !(rel <= 1e-6) || !(gdiff <= 1e-7);
+done:
+    if (bad) fprintf(stderr, "fixture case %s failed\n", name);
+    free(g);
+    ams_tensor_free(desc), ams_tensor_free(lab), ams_tensor_free(vals);
+    return bad;
 }
 
 static int test_torch_fixture(void) {
-    fixture f;
-    CHECK(fixture_open(&f) == 0);
-    int bad = check_case_vs_torch(&f, "ce", 37, 7, 0, 0);
-    bad |= check_case_vs_torch(&f, "cehuge", 5, 7, 0, 0);
-    bad |= check_case_vs_torch(&f, "sub", 45, 7, 4, 0);
-    bad |= check_case_vs_torch(&f, "bce", 41, 1, 0, 1);
-    bad |= check_case_vs_torch(&f, "bcehuge", 7, 1, 0, 1);
-    free(f.buf);
+    int bad = check_case_vs_torch("ce", 0);
+    bad |= check_case_vs_torch("cehuge", 0);
+    bad |= check_case_vs_torch("sub", 0);
+    bad |= check_case_vs_torch("bce", 1);
+    bad |= check_case_vs_torch("bcehuge", 1);
     CHECK(bad == 0);
     return 0;
 }
@@ -267,7 +206,7 @@ static int fd_case(ams_rng *r, int bce, int nsub, const char *what) {
         ams_ref_softmax_ce_backward(NULL, g, dloss, x, lab, p, c, nsub ? classes : NULL, nsub);
     for (int64_t i = 0; i < n; i++) g0[i] = g[i] - base[i];
     loss_ctx l = {x, lab, p, c, nsub, bce, nsub ? classes : NULL, dloss};
-    int bad = kt_gradcheck(what, loss_of, &l, x, g0, n, 5e-3f, 1e-3, r);
+    int bad = kt_gradcheck(what, loss_of, &l, x, g0, n, 5e-3f, 2e-4, r);
     /* columns outside the subset and uncounted pixels get exactly nothing */
     for (int64_t i = 0; i < p && !bad; i++)
         for (int k = 0; k < c; k++) {

@@ -68,7 +68,7 @@
 
 typedef enum {
     AMS_UPDATE_INT8 = 0, /* int8 deltas, one scale per tensor: ~1 byte per element */
-    AMS_UPDATE_F16 = 1,  /* fp16 deltas: 2 bytes per element, relative error <= 2^-11 */
+    AMS_UPDATE_F16 = 1,  /* fp16 deltas: 2 bytes per element, error <= max(2^-11 |d|, 2^-25) */
 } ams_update_values;
 
 typedef struct ams_update_opts {

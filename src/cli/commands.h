@@ -10,6 +10,8 @@ typedef struct ams_command {
 } ams_command;
 
 int ams_cmd_infer(int argc, char **argv);
+/* `ams infer --model M ...` (imported TF.js models); ams_cmd_infer dispatches to it. */
+int ams_cmd_infer_model(int argc, char **argv);
 int ams_cmd_grad(int argc, char **argv);
 int ams_cmd_info(int argc, char **argv);
 

@@ -33,7 +33,8 @@ ams_status ams_rgb_scale(ams_rgb_scaler *s, const AVFrame *fr, uint8_t *dst, int
         ams_rgb_scaler_reset(s);
         int shrink = cw >= dw && ch >= dh;
         s->sws = sws_getContext(cw, ch, fr->format, dw, dh, AV_PIX_FMT_RGB24,
-                                (shrink ? SWS_AREA : SWS_BICUBIC) | SWS_ACCURATE_RND, NULL, NULL,
+                                (shrink ? SWS_AREA : SWS_BICUBIC) | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT,
+                                NULL, NULL,
                                 NULL);
         AMS_VFAIL_IF(!s->sws, err, AMS_E_UNSUPPORTED, "%s: cannot convert %s %dx%d to RGB %dx%d",
                      name, desc->name, cw, ch, dw, dh);

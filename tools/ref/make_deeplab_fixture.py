@@ -245,7 +245,8 @@ def build_model(os_, classes, seed, dtype, x_nhwc):
                 fan_in = t.shape[1] * t.shape[2] * t.shape[3]     # OIHW / C,1,H,W
                 v = torch.randn(t.shape, generator=g) * math.sqrt(2.0 / fan_in)
             elif name.endswith('/gamma'):
-                v = GAMMA_RANGE[0] + (GAMMA_RANGE[1] - GAMMA_RANGE[0]) * torch.rand(t.shape, generator=g)
+                lo, hi = GAMMA_RANGE
+                v = lo + (hi - lo) * torch.rand(t.shape, generator=g)
             elif name.endswith('/moving_variance'):
                 v = 0.5 + torch.rand(t.shape, generator=g)
             else:   # beta, moving_mean, logits biases
@@ -316,14 +317,14 @@ def self_check(r32, r64):
     return d
 
 
-def adam_losses(model, x_nhwc, labels, subset, steps, dtype):
+def adam_losses(model, x_nhwc, labels, subset, steps, dtype, lr=1e-3):
     """K Adam steps (TF semantics) on one batch, in dtype, on a copy of model.
     Returns (K+1 losses: the loss at the weights after 0..K steps, the model
     after the K steps). TF's AdamOptimizer:
         t += 1; lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
         m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
         p -= lr_t * m / (sqrt(v) + eps)      (eps outside the bias correction)"""
-    lr, b1, b2, eps = 1e-3, 0.9, 0.999, 1e-8
+    b1, b2, eps = 0.9, 0.999, 1e-8
     model = copy.deepcopy(model).to(dtype)
     params = [t for n, (t, k) in model.tf_variable_map().items() if is_trainable(n)]
     ms = [torch.zeros_like(p) for p in params]
@@ -362,6 +363,10 @@ def main():
                     help='also write adam_weights.safetensors (weights after the steps)')
     ap.add_argument('--expected', choices=('f64', 'f32'), default='f64',
                     help='precision of the run whose results are stored as expected')
+    ap.add_argument('--f32-out', metavar='DIR2',
+                    help='also write the float32 oracle run as `ams` would (DIR2/logits.npy, '
+                    'DIR2/grads.safetensors with every trainable tensor, DIR2/grad.txt with '
+                    'the loss line): a float32 engine that compare.py must accept')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--out', required=True)
     a = ap.parse_args()
@@ -399,6 +404,14 @@ def main():
     keep = OrderedDict((n, g.astype(np.float32)) for n, g in grads.items()
                        if a.grads == 'all' or is_small_grad(n, kinds[n]))
     write_safetensors(os.path.join(a.out, 'grads.safetensors'), keep)
+
+    if a.f32_out:
+        os.makedirs(a.f32_out, exist_ok=True)
+        np.save(os.path.join(a.f32_out, 'logits.npy'), r32[0].astype(np.float32))
+        write_safetensors(os.path.join(a.f32_out, 'grads.safetensors'),
+                          OrderedDict((n, g.astype(np.float32)) for n, g in r32[2].items()))
+        with open(os.path.join(a.f32_out, 'grad.txt'), 'w') as f:
+            f.write('loss %.9g\n' % r32[1])
 
     if a.adam_steps > 0:
         l64, m64 = adam_losses(model, x, y, subset, a.adam_steps, torch.float64)

@@ -18,7 +18,8 @@ void ams_ref_batchnorm_forward(const ams_backend *be, float *out, const float *i
     for (int64_t r = 0; r < rows; r++) {
         const float *x = in + r * c;
         float *y = out + r * c;
-        for (int j = 0; j < c; j++) y[j] = (x[j] - mean[j]) * inv_std(var[j], eps) * gamma[j] + beta[j];
+        for (int j = 0; j < c; j++)
+            y[j] = (x[j] - mean[j]) * inv_std(var[j], eps) * gamma[j] + beta[j];
     }
 }
 
