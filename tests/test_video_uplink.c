@@ -47,8 +47,9 @@ static uint8_t *sample(const char *src, double t0, double fps, int n, int w, int
 }
 
 static int test_round_trip(void) {
+    /* grey content: the 4:2:0 chroma loss of saturated synthetic edges would cap the PSNR */
     const char *src = vt_path("src.mkv");
-    CHECK(vt_sh("ffmpeg -v error -y -f lavfi -i testsrc2=s=320x240:r=10:d=2 -c:v ffv1 '%s'", src) == 0);
+    CHECK(vt_sh("ffmpeg -v error -y -f lavfi -i testsrc2=s=320x240:r=10:d=2,hue=s=0 -c:v ffv1 '%s'", src) == 0);
     int n = 0, w = 160, h = 120;
     uint8_t *in = sample(src, 0, 10, 20, w, h, &n);
     CHECK(in && n == 20);
@@ -57,7 +58,7 @@ static int test_round_trip(void) {
     for (int i = 0; i < n; i++) frames[i] = in + fb * i;
     double psnr[2];
     size_t bytes[2];
-    const double kbps[2] = {60, 600};
+    const double kbps[2] = {30, 150};
     for (int q = 0; q < 2; q++) {
         ams_err err = {0};
         ams_uplink_opts o = {.width = w, .height = h, .fps = 10, .kbps = kbps[q], .preset = "fast"};
@@ -78,7 +79,7 @@ static int test_round_trip(void) {
         FILE *fo = fopen(es, "wb");
         CHECK(fo && fwrite(up->data, 1, up->size, fo) == up->size);
         fclose(fo);
-        CHECK(vt_sh("ffmpeg -v error -y -i '%s' -sws_flags area+accurate_rnd+full_chroma_int -f rawvideo "
+        CHECK(vt_sh("ffmpeg -v error -y -i '%s' -sws_flags bicubic+accurate_rnd+full_chroma_int -f rawvideo "
                     "-pix_fmt rgb24 '%s'", es, raw) == 0);
         FILE *fi = fopen(raw, "rb");
         CHECK(fi);
@@ -106,8 +107,8 @@ static int test_round_trip(void) {
     free(in);
     printf("round trip 160x120: %g kbps %.2f dB (%zu B), %g kbps %.2f dB (%zu B)\n", kbps[0],
            psnr[0], bytes[0], kbps[1], psnr[1], bytes[1]);
-    CHECK(psnr[0] > 20 && psnr[1] > psnr[0] + 3 && psnr[1] < 60);
-    CHECK(bytes[1] > 4 * bytes[0]);
+    CHECK(psnr[0] > 20 && psnr[1] > psnr[0] + 3 && isfinite(psnr[1]));
+    CHECK(bytes[1] > 3 * bytes[0]);
     return 0;
 }
 

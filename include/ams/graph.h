@@ -138,6 +138,9 @@ ams_op ams_graph_node_op(const ams_graph *g, int node);
 const char *ams_op_name(ams_op op);
 /* shape of a node's value; returns ndim */
 int ams_graph_shape(const ams_graph *g, int node, int64_t *shape);
+/* Floating-point operations of one forward pass (2 per multiply-add of convolutions,
+ * the work that dominates; element-wise ops are not counted). */
+double ams_graph_forward_flops(const ams_graph *g);
 /* pixels counted by a loss node in the last forward */
 int64_t ams_graph_loss_count(const ams_graph *g, int node);
 

@@ -9,6 +9,7 @@ static const ams_command commands[] = {
     {"infer", "run a model on images: .npy in, logits/probabilities .npy out", ams_cmd_infer},
     {"grad", "loss and gradients of a DeepLab model on images and labels", ams_cmd_grad},
     {"info", "list the tensors of a .safetensors file", ams_cmd_info},
+    {"bench", "time inference or a training step; JSON on the last line", ams_cmd_bench},
 };
 
 static void usage(FILE *f) {

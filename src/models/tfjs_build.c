@@ -1077,8 +1077,9 @@ static ams_status eval_node(builder *b, int idx) {
         if (kd == V_DEAD) dead = 1;
         else live = 1;
     }
+    /* a dead control input kills a node too, except a Merge (TF's executor rule) */
     for (int k = 0; k < n->nctl; k++)
-        if (b->vals[n->ctl[k]][0].kind == V_DEAD) dead = 1, live = 0;
+        if (b->vals[n->ctl[k]][0].kind == V_DEAD) dead = 1;
     if (op_is(n, "Merge")) dead = !live;
     if (dead) {
         for (int p = 0; p < n->nout; p++) out[p].kind = V_DEAD;

@@ -479,6 +479,17 @@ ams_params *ams_graph_params(const ams_graph *g) { return g->params; }
 
 int ams_graph_node_count(const ams_graph *g) { return g->count; }
 
+double ams_graph_forward_flops(const ams_graph *g) {
+    double flops = 0;
+    for (int i = 0; i < g->count; i++) {
+        const ams_node *n = &g->nodes[i];
+        if (n->op != AMS_OP_CONV2D && n->op != AMS_OP_CONV2D_TRANSPOSE) continue;
+        const ams_conv2d_desc *d = &n->conv;
+        flops += 2.0 * d->n * d->oh * d->ow * d->oc * (double)(d->c / d->groups) * d->kh * d->kw;
+    }
+    return flops;
+}
+
 ams_op ams_graph_node_op(const ams_graph *g, int n) {
     AMS_ASSERT(n >= 0 && n < g->count);
     return g->nodes[n].op;
