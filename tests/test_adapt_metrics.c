@@ -119,6 +119,16 @@ static int test_random_vs_set_counts(void) {
         CHECK(NEAR(ams_confmat_pixel_accuracy(&all), (double)correct / (double)counted));
     }
     CHECK(NEAR(ams_confmat_miou(&all), msum / 4));
+    /* running window: all frames minus the last one == the first F-1 frames summed */
+    ams_confmat first;
+    CHECK(ams_confmat_init(&first, subset, 4, NULL) == AMS_OK);
+    for (int f = 0; f < F - 1; f++) ams_confmat_add(&first, t[f], p[f], N, AMS_CM_TRUTH);
+    CHECK(ams_confmat_sub(&acc, &frame, NULL) == AMS_OK); /* frame holds frame F-1 */
+    CHECK(memcmp(acc.cm, first.cm, sizeof first.cm) == 0);
+    CHECK(memcmp(acc.outside, first.outside, sizeof first.outside) == 0);
+    ams_confmat keep = frame;
+    CHECK(ams_confmat_sub(&frame, &all, NULL) == AMS_E_INVAL); /* would go negative */
+    CHECK(memcmp(&keep, &frame, sizeof frame) == 0);
     return 0;
 }
 

@@ -7,7 +7,8 @@
  *   lying counts, lengths, indices, varints, flags and versions are rejected with the right code;
  * - apply: wrong base or wrong result hash leaves the weights exactly as they were;
  * - the reference format: np.packbits bytes worked out by hand, decode(encode), and the sizes of
- *   both formats on a realistic sparse update (printed; ours must be smaller). */
+ *   both formats on a realistic sparse update (printed; ours must be smaller);
+ * - the SHA-256 model hash against hashlib vectors. */
 #include <zlib.h>
 #include <zstd.h>
 
@@ -438,6 +439,23 @@ static int test_sizes_vs_reference(void) {
     return 0;
 }
 
+/* SHA-256 vectors from Python's hashlib: FIPS "abc", the empty string, three LE floats. */
+static int test_hash_vectors(void) {
+    uint8_t h[AMS_HASH_LEN];
+    char hex[AMS_HASH_HEX_LEN];
+    CHECK(ams_sha256("abc", 3, h, NULL) == AMS_OK);
+    CHECK(strcmp(ams_hash_hex(h, hex),
+                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+    CHECK(ams_weights_hash(NULL, 0, h, NULL) == AMS_OK);
+    CHECK(strcmp(ams_hash_hex(h, hex),
+                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
+    const float v[3] = {1.0f, -2.5f, 0.1f};
+    CHECK(ams_weights_hash(v, 3, h, NULL) == AMS_OK);
+    CHECK(strcmp(ams_hash_hex(h, hex),
+                 "2f9cc761bc2594fa578868daeedc59b0fc115513fae3e5dc09c4e86e50b8aaf6") == 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const check_case cases[] = {
         {"roundtrip_int8", test_roundtrip_int8},
@@ -448,6 +466,7 @@ int main(int argc, char **argv) {
         {"encode_errors", test_encode_errors},
         {"reference_format", test_reference_format},
         {"sizes_vs_reference", test_sizes_vs_reference},
+        {"hash_vectors", test_hash_vectors},
     };
     return check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }

@@ -126,6 +126,47 @@ static int test_f16_bf16(void) {
     return 0;
 }
 
+/* Every one of the 65536 F16 and BF16 bit patterns, written and read back, decodes to
+ * the value an independent formula (ldexp of the integer significand) gives. */
+static float f16_formula(uint16_t h) {
+    int sign = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY)
+                                                       : ldexpf((float)(1024 + m), e - 25);
+    return sign ? -v : v;
+}
+
+static float bf16_formula(uint16_t h) {
+    int sign = h >> 15, e = (h >> 7) & 255, m = h & 127;
+    float v = e == 0 ? ldexpf((float)m, -133) : e == 255 ? (m ? NAN : INFINITY)
+                                                         : ldexpf((float)(128 + m), e - 134);
+    return sign ? -v : v;
+}
+
+static int test_half_exhaustive(void) {
+    ams_tensor *h = ams_tensor_new_dtype(AMS_F16, 2, (int64_t[]){256, 256});
+    ams_tensor *b = ams_tensor_new_dtype(AMS_BF16, 1, (int64_t[]){65536});
+    for (int i = 0; i < 65536; i++) ((uint16_t *)h->data)[i] = ((uint16_t *)b->data)[i] = (uint16_t)i;
+    const char *names[] = {"half", "brain"};
+    const ams_tensor *ts[] = {h, b};
+    ams_err err = {0};
+    CHECK(ams_safetensors_write(tmp_path("x.safetensors"), 2, names, ts, 0, NULL, NULL, &err) == AMS_OK);
+    ams_safetensors *st;
+    CHECKF(ams_safetensors_read(tmp_path("x.safetensors"), &st, &err) == AMS_OK, "%s", err.msg);
+    const float *fh = ams_safetensors_find(st, "half")->data;
+    const float *fb = ams_safetensors_find(st, "brain")->data;
+    for (int i = 0; i < 65536; i++) {
+        float w = f16_formula((uint16_t)i), v = bf16_formula((uint16_t)i);
+        CHECKF(isnan(w) ? isnan(fh[i]) : (fh[i] == w && signbit(fh[i]) == signbit(w)),
+               "F16 0x%04x: got %g, want %g", i, fh[i], w);
+        CHECKF(isnan(v) ? isnan(fb[i]) : (fb[i] == v && signbit(fb[i]) == signbit(v)),
+               "BF16 0x%04x: got %g, want %g", i, fb[i], v);
+    }
+    ams_safetensors_free(st);
+    ams_tensor_free(h);
+    ams_tensor_free(b);
+    return 0;
+}
+
 static int test_json_order(void) {
     ams_err err = {0};
     ams_safetensors *st;
@@ -549,6 +590,7 @@ int main(int argc, char **argv) {
     static const check_case cases[] = {
         {"multi", test_multi},
         {"f16_bf16", test_f16_bf16},
+        {"half_exhaustive", test_half_exhaustive},
         {"json_order", test_json_order},
         {"write_matches_spec", test_write_matches_spec},
         {"roundtrip", test_roundtrip},

@@ -18,8 +18,9 @@
  * - It is computed per confusion matrix: per frame (one matrix per frame), per second (the
  *   matrices of that second's frames summed, then one mIoU), and the paper's headline figure:
  *   for every frame, the mIoU of the matrices of the last 10 s summed (a sliding window),
- *   averaged over frames. Frames are NOT pooled over the whole video. ams_confmat_sum builds
- *   any of these.
+ *   averaged over frames (run.py's summary skips the first 7500 frames). Frames are NOT pooled
+ *   over the whole video. ams_confmat_sum builds any of these (the window: a ring of the last
+ *   10 * fps per-frame matrices, as run.py's deque).
  * - The ASR's frame-to-frame mIoU (phi) ignores a pixel when EITHER label is outside the
  *   subset (AMS_CM_EITHER); the student evaluation ignores only by truth (AMS_CM_TRUTH).
  * Our one addition: with AMS_CM_TRUTH a predicted id outside the subset (impossible when the
@@ -61,6 +62,10 @@ void ams_confmat_add(ams_confmat *cm, const uint8_t *truth, const uint8_t *pred,
                      ams_cm_rule rule);
 /* dst += src; both must have the same subset. @return AMS_OK or AMS_E_INVAL. */
 ams_status ams_confmat_sum(ams_confmat *dst, const ams_confmat *src, ams_err *err);
+/* dst -= src, for a running window sum (add the newest frame, subtract the one leaving); src
+ * must have been added to dst before. @return AMS_OK, AMS_E_INVAL (other subset, or a count
+ * that would go negative; dst is unchanged then). */
+ams_status ams_confmat_sub(ams_confmat *dst, const ams_confmat *src, ams_err *err);
 
 /* Pixels counted (the sum of all cells and of `outside`). */
 uint64_t ams_confmat_total(const ams_confmat *cm);

@@ -17,8 +17,9 @@
  *   to [0.1, 1]); the paper and our API use frames per second (0.1..1 fps) and convert with
  *   ams_sample_fraction(rate, fps) = rate / fps.
  * - phi: the mIoU (subset, pixels ignored when either label is outside it) of each pair of
- *   consecutive teacher labels, from the last label of the previous period through the labels
- *   of this one (the reference starts at len - unseen - 1), then the mean over pairs.
+ *   consecutive teacher labels, from the last label seen before through the labels that arrived
+ *   since (the reference starts at len - unseen - 1), then the mean over pairs. run.py updates
+ *   r at every training event (not every upload), over the labels that arrived since the last.
  *   A pair with no counted pixel is skipped (the reference would average a NaN into r).
  * - r <- clip(r - 0.2 * tanh((phi - 0.6) * 20), 0.1, 1), as run.py; a NaN phi leaves r as is.
  *   (run.py's label_memory.extend() appends label rows, not labels, so its ASR cannot run as

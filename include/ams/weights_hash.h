@@ -8,7 +8,7 @@
  * only on little-endian hosts), so the same weights hash the same on server and edge, and one
  * flipped bit anywhere changes the hash. SHA-256 (OpenSSL libcrypto) rather than a 64-bit hash:
  * the update codec's "weights after applying match the server's" check then holds against
- * anything short of breaking SHA-256. About 2 ms per million parameters. Thread-safe.
+ * anything short of breaking SHA-256. About 3 ms per million parameters. Thread-safe.
  */
 #ifndef AMS_WEIGHTS_HASH_H
 #define AMS_WEIGHTS_HASH_H

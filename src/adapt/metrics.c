@@ -58,6 +58,23 @@ ams_status ams_confmat_sum(ams_confmat *dst, const ams_confmat *src, ams_err *er
     return AMS_OK;
 }
 
+ams_status ams_confmat_sub(ams_confmat *dst, const ams_confmat *src, ams_err *err) {
+    AMS_FAIL_IF(dst->k != src->k || memcmp(dst->ids, src->ids, (size_t)dst->k) != 0, err,
+                AMS_E_INVAL, "confusion matrices over different class subsets");
+    for (int t = 0; t < dst->k; t++) {
+        AMS_FAIL_IF(dst->outside[t] < src->outside[t], err, AMS_E_INVAL,
+                    "subtracting counts that were never added");
+        for (int p = 0; p < dst->k; p++)
+            AMS_FAIL_IF(dst->cm[t][p] < src->cm[t][p], err, AMS_E_INVAL,
+                        "subtracting counts that were never added");
+    }
+    for (int t = 0; t < dst->k; t++) {
+        for (int p = 0; p < dst->k; p++) dst->cm[t][p] -= src->cm[t][p];
+        dst->outside[t] -= src->outside[t];
+    }
+    return AMS_OK;
+}
+
 uint64_t ams_confmat_total(const ams_confmat *cm) {
     uint64_t s = 0;
     for (int t = 0; t < cm->k; t++) {

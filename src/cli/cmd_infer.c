@@ -10,7 +10,9 @@ static const char *const HELP =
     "usage: ams infer --arch deeplabv3-mnv2 --os {8,16} --classes C --weights W.safetensors\n"
     "                 --input X.npy --output Y.npy [--threads N] [--backend ref]\n"
     "  X: float32 [N,H,W,3], raw RGB 0..255, any H and W.\n"
-    "  Y: float32 [N,H,W,C] logits, bilinearly upsampled (align_corners) to H,W.\n";
+    "  Y: float32 [N,H,W,C] logits, bilinearly upsampled (align_corners) to H,W.\n"
+    "   or: ams infer --model MODEL --input X.npy --output Y.npy [--output-name NAME]\n"
+    "                 [--feed NAME=VALUE ...]   (an imported model: ams infer --model x --help)\n";
 
 /* Reads X, checks it is float32 [N,H,W,3]; prints the error itself. */
 int cli_read_images(const char *cmd, const char *path, ams_tensor **out);
@@ -34,6 +36,8 @@ int cli_read_images(const char *cmd, const char *path, ams_tensor **out) {
 
 int ams_cmd_infer(int argc, char **argv) {
     const char *cmd = "infer";
+    for (int i = 1; i < argc; i++) /* an imported model: its own flags (cmd_infer_model.c) */
+        if (!strcmp(argv[i], "--model")) return ams_cmd_infer_model(argc, argv);
     cli_deeplab m = {0};
     const char *input = NULL, *output = NULL;
     for (int i = 1; i < argc; i++) {

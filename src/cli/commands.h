@@ -15,5 +15,7 @@ int ams_cmd_infer_model(int argc, char **argv);
 int ams_cmd_grad(int argc, char **argv);
 int ams_cmd_info(int argc, char **argv);
 int ams_cmd_bench(int argc, char **argv);
+int ams_cmd_encode(int argc, char **argv);
+int ams_cmd_overlay(int argc, char **argv);
 
 #endif

@@ -10,6 +10,8 @@ static const ams_command commands[] = {
     {"grad", "loss and gradients of a DeepLab model on images and labels", ams_cmd_grad},
     {"info", "list the tensors of a .safetensors file", ams_cmd_info},
     {"bench", "time inference or a training step; JSON on the last line", ams_cmd_bench},
+    {"encode", "sample a video and encode it as the H.264 uplink does; JSON last line", ams_cmd_encode},
+    {"overlay", "an mp4 (and a PNG) of label masks blended over a video", ams_cmd_overlay},
 };
 
 static void usage(FILE *f) {

@@ -8,7 +8,8 @@
 
 #include "models/tfjs_internal.h"
 
-#define MAX_HOST_ELEMS ((int64_t)1 << 26) /* a folded constant's size limit */
+#define MAX_HOST_ELEMS ((int64_t)1 << 26) /* a folded constant's or engine constant's size */
+#define HOST_BUDGET ((int64_t)1 << 24)    /* folded elements stored per build (128 MiB) */
 
 typedef enum {
     V_NONE = 0, /* not evaluated (not needed) */
@@ -38,7 +39,8 @@ typedef struct val {
     pending_conv *pc;     /* pending conv in space-to-batch space, or NULL */
     /* V_HOST */
     int is_int;           /* int32 / bool values (still stored as double) */
-    double *d;            /* numel values, or NULL when param-backed */
+    double *d;            /* numel values (1 if splat), or NULL when param-backed */
+    int splat;            /* every element is d[0] (BroadcastTo of a scalar) */
     int param;            /* >= 0: float values live in params (a model weight) */
     int gnode;            /* graph node made for this host value, or -1 */
 } val;
@@ -58,6 +60,7 @@ typedef struct builder {
     ref_info *ref;        /* reference-size shapes (NULL: none) */
     int recording;        /* 1: this is the reference pass; fill ref */
     int input_node;
+    int64_t host_used;    /* folded elements stored so far (HOST_BUDGET) */
     ams_err *err;
 } builder;
 
@@ -76,9 +79,11 @@ static void *balloc(builder *b, size_t n) {
     return r;
 }
 
+/* Product of the dims, saturating at INT64_MAX (shapes may come from hostile files). */
 static int64_t numel_of(int ndim, const int64_t *shape) {
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0 || __builtin_mul_overflow(n, shape[i], &n)) return INT64_MAX;
     return n;
 }
 
@@ -106,12 +111,16 @@ static ams_status host_new(builder *b, val *v, int is_int, int ndim, const int64
         AMS_FAIL_IF(n > MAX_HOST_ELEMS, b->err, AMS_E_RANGE,
                     "a folded constant of more than %lld elements", (long long)MAX_HOST_ELEMS);
     }
+    b->host_used += n;
+    AMS_FAIL_IF(b->host_used > HOST_BUDGET, b->err, AMS_E_RANGE,
+                "folded constants exceed %lld elements", (long long)HOST_BUDGET);
     v->d = balloc(b, (size_t)n * sizeof(double));
     AMS_FAIL_IF(!v->d, b->err, AMS_E_NOMEM, "out of memory");
     return AMS_OK;
 }
 
 static double hget(const builder *b, const val *v, int64_t i) {
+    if (v->splat) return v->d[0];
     if (v->d) return v->d[i];
     return ams_params_data(b->m->params, v->param)[i];
 }
@@ -126,9 +135,10 @@ static int host_node(builder *b, val *v) {
         return v->gnode = b->param_node[v->param];
     }
     int64_t n = hnumel(v);
+    if (n > MAX_HOST_ELEMS) return -1;
     float *f = malloc((size_t)(n ? n : 1) * sizeof(float));
     if (!f) return -1;
-    for (int64_t i = 0; i < n; i++) f[i] = (float)v->d[i];
+    for (int64_t i = 0; i < n; i++) f[i] = (float)hget(b, v, i);
     v->gnode = ams_graph_const(b->g, "tfjs_const", v->ndim, v->shape, f);
     free(f);
     return v->gnode;
@@ -336,7 +346,7 @@ static ams_status tensor_binary(builder *b, const tfjs_node *n, binop op) {
             /* x / c = x * (1/c) for a folded constant c */
             val r;
             AMS_TRY(host_new(b, &r, 0, c->ndim, c->shape));
-            for (int64_t i = 0; i < hnumel(c); i++) r.d[i] = (float)(1.0 / c->d[i]);
+            for (int64_t i = 0; i < hnumel(c); i++) r.d[i] = (float)(1.0 / hget(b, c, i));
             int rn = host_node(b, &r);
             return set_tensor(b, n, 0, ams_graph_mul(g, x, rn));
         }
@@ -705,6 +715,7 @@ static ams_status build_concat(builder *b, const tfjs_node *n) {
 /* Channel slice [c0, c0 + cn) of x (n,h,w,c) as a 1x1 conv with 0/1 weights (exact). */
 static int channel_slice(builder *b, int x, int64_t c, int64_t c0, int64_t cn) {
     if (c0 == 0 && cn == c) return x;
+    if (c * cn > MAX_HOST_ELEMS) return -1;
     float *wt = calloc((size_t)(c * cn), sizeof(float));
     if (!wt) return -1;
     for (int64_t i = 0; i < cn; i++) wt[(c0 + i) * cn + i] = 1.0f;
@@ -940,7 +951,7 @@ static ams_status host_reshape(builder *b, const tfjs_node *n, val *x, const int
         want[i] = shp[i];
         if (shp[i] == -1 && neg < 0) neg = i;
         else if (shp[i] < 0) return bad(b, n, "bad shape");
-        else known *= shp[i];
+        else if (__builtin_mul_overflow(known, shp[i], &known)) return bad(b, n, "shape overflows");
     }
     int64_t total = x->kind == V_HOST ? hnumel(x) : numel_of(x->ndim, x->shape);
     if (neg >= 0) want[neg] = known ? total / known : 0;
@@ -1009,6 +1020,14 @@ static ams_status host_broadcast_to(builder *b, const tfjs_node *n, val *out) {
     int64_t o[AMS_MAX_DIMS];
     AMS_FAIL_IF(!bcast_shape(x, &tgt, &nd, o) || nd != ns, b->err, AMS_E_SHAPE,
                 "node '%s': cannot broadcast", n->name);
+    if (hnumel(x) == 1) { /* a scalar: one stored element */
+        AMS_TRY(host_new(b, out, x->is_int, 0, NULL));
+        out->d[0] = hget(b, x, 0);
+        out->splat = 1;
+        out->ndim = nd;
+        memcpy(out->shape, o, sizeof o);
+        return AMS_OK;
+    }
     AMS_TRY(host_new(b, out, x->is_int, nd, o));
     for (int64_t i = 0; i < hnumel(out); i++) out->d[i] = hget(b, x, bcast_index(x, nd, o, i));
     return AMS_OK;
@@ -1062,6 +1081,20 @@ static binop binop_of(const char *op, int *ok) {
         }
     *ok = 0;
     return BIN_ADD;
+}
+
+/* Data inputs an op reads (at least); checked before any op looks at them. */
+static int min_inputs(const char *op) {
+    static const struct { const char *op; int n; } tab[] = {
+        {"Conv2D", 2}, {"DepthwiseConv2dNative", 2}, {"_FusedConv2D", 2},
+        {"FusedDepthwiseConv2dNative", 2}, {"Conv2DBackpropInput", 3}, {"Pad", 2}, {"PadV2", 3},
+        {"SpaceToBatchND", 3}, {"BatchToSpaceND", 3}, {"Switch", 2}, {"StridedSlice", 4},
+        {"ConcatV2", 2}, {"Concat", 2}, {"Slice", 3}, {"BroadcastTo", 2}, {"Reshape", 2},
+        {"ExpandDims", 2}, {"ResizeBilinear", 2}, {"Mean", 2}, {"Split", 2}, {"SplitV", 3},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (!strcmp(op, tab[i].op)) return tab[i].n;
+    return 1;
 }
 
 static ams_status eval_node(builder *b, int idx) {
@@ -1131,7 +1164,8 @@ static ams_status eval_node(builder *b, int idx) {
         out->param = out->gnode = out->node = -1;
         return AMS_OK;
     }
-    AMS_FAIL_IF(n->nin < 1, b->err, AMS_E_FORMAT, "node '%s' (%s) has no inputs", n->name, n->op);
+    AMS_FAIL_IF(n->nin < min_inputs(n->op), b->err, AMS_E_FORMAT,
+                "node '%s' (%s) has %d inputs, needs %d", n->name, n->op, n->nin, min_inputs(n->op));
     if (op_is(n, "Identity") || op_is(n, "StopGradient") || op_is(n, "Snapshot") ||
         op_is(n, "IdentityN")) {
         for (int p = 0; p < n->nout && p < n->nin; p++) out[p] = *in_val(b, n, p);

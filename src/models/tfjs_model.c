@@ -612,10 +612,9 @@ static ams_status parse_weights(ams_tfjs_model *m, const cJSON *root, const uint
                 st = ams_err_set(err, AMS_E_NOMEM, "out of memory for '%s'", n->name);
                 goto done;
             }
-            for (size_t e = 0; e < s->numel; e++) n->cint[e] = (int32_t)dequant(s, weights, e);
-            if (s->enc == ENC_I32) /* exact for every int32, unlike the float path */
-                for (size_t e = 0; e < s->numel; e++)
-                    n->cint[e] = (int32_t)rd32(weights + s->offset + 4 * e);
+            const uint8_t *src = weights + s->offset;
+            for (size_t e = 0; e < s->numel; e++)
+                n->cint[e] = s->enc == ENC_I32 ? (int32_t)rd32(src + 4 * e) : src[e] != 0;
         } else {
             n->cdtype = TFJS_DT_FLOAT;
             if (strlen(n->name) >= AMS_PARAM_NAME_MAX) {

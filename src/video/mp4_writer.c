@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libavcodec/avcodec.h>
@@ -210,7 +211,7 @@ ams_status ams_mp4_writer_add_uplink(ams_mp4_writer *w, const ams_uplink_buf *up
         par->width = up->width;
         par->height = up->height;
         par->format = AV_PIX_FMT_YUV420P;
-        size_t n;
+        size_t n = 0;
         AMS_TRY(param_sets(up->data + up->packets[0].offset, up->packets[0].size, &par->extradata,
                            &n, err));
         par->extradata_size = (int)n;
@@ -248,6 +249,7 @@ ams_status ams_mp4_writer_close(ams_mp4_writer *w, ams_err *err) {
     if (rc < 0) return ams_av_fail(err, rc, "%s: cannot finish the file", w->path);
     rc = avio_closep(&w->fmt->pb);
     if (rc < 0) return ams_av_fail(err, rc, "%s: write failed", w->path);
+    chmod(w->tmp, 0644); /* mkstemp made it 0600 */
     AMS_VFAIL_IF(rename(w->tmp, w->path) != 0, err, AMS_E_IO, "%s: cannot rename %s into place",
                  w->path, w->tmp);
     w->closed = 1;
