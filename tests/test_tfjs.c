@@ -302,7 +302,7 @@ static int test_conv_ops(void) {
     const_f32(&m, "db", 1, (int64_t[]){OC}, db);
     node(&m, "conv", "Conv2D", "\"x\",\"f\"",
          "\"padding\":{\"s\":\"" B64_SAME "\"},\"strides\":{\"list\":{\"i\":[\"1\",\"2\",\"2\",\"1\"]}}");
-    node(&m, "add", "AddV2", "\"conv\",\"bias\"", NULL);
+    node(&m, "add", "AddV2", "\"bias\",\"conv\"", NULL); /* bias first: folded into the conv */
     node(&m, "r6", "Relu6", "\"add\"", NULL);
     node(&m, "dwc", "FusedDepthwiseConv2dNative", "\"r6\",\"dw\",\"db\"",
          "\"padding\":{\"s\":\"" B64_SAME "\"},\"strides\":{\"list\":{\"i\":[\"1\",\"1\",\"1\",\"1\"]}},"

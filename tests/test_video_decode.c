@@ -200,6 +200,10 @@ static int test_bad_input(void) {
     for (int i = 0; i < 200; i++) fprintf(t, "this is not a video, line %d\n", i);
     fclose(t);
     CHECK(expect_open_error(vt_path("text.mp4"), AMS_E_FORMAT) == 0);
+    CHECK(vt_sh(": > '%s'", vt_path("zero.mp4")) == 0);
+    CHECK(expect_open_error(vt_path("zero.mp4"), AMS_E_FORMAT) == 0);
+    CHECK(vt_sh("ffmpeg -v error -y -f lavfi -i sine=d=0.5 '%s'", vt_path("tone.wav")) == 0);
+    CHECK(expect_open_error(vt_path("tone.wav"), AMS_E_FORMAT) == 0); /* audio only */
     CHECK(vt_sh("mkdir -p '%s'", vt_path("empty")) == 0);
     CHECK(expect_open_error(vt_path("empty"), AMS_E_NOTFOUND) == 0);
     CHECK(expect_open_error(vt_path("nothing_%%03d.png"), AMS_E_NOTFOUND) == 0);

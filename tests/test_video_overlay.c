@@ -197,6 +197,21 @@ static int test_vtest_overlay(void) {
     CHECK(ams_video_open(&r, vt_path("vtest.png"), NULL, &err) == AMS_OK);
     CHECK(ams_video_info_get(r)->width == 512 && ams_video_info_get(r)->height == 192);
     ams_video_free(r);
+    /* Ctrl-C during the whole video: exit 130, and the mp4 holds the frames done so far */
+    const char *part = vt_path("part.mp4");
+    CHECK(vt_sh("'%s' overlay --video '%s' --labels '%s' --width 768 --height 576 --output '%s' "
+                "> '%s' 2>/dev/null & p=$!; sleep 2; kill -INT $p; wait $p; echo $? > '%s'", ams_bin(), v, lab, part,
+                vt_path("part.json"), vt_path("part.rc")) == 0);
+    FILE *f = fopen(vt_path("part.rc"), "r");
+    int prc = -1;
+    CHECK(f && fscanf(f, "%d", &prc) == 1);
+    fclose(f);
+    f = fopen(vt_path("part.json"), "r");
+    CHECK(f && fgets(last, sizeof last, f));
+    fclose(f);
+    long n = strstr(last, "\"frames\": ") ? atol(strstr(last, "\"frames\": ") + 10) : -1;
+    CHECKF(prc == 130 && n > 0 && n < 795, "exit %d, %s", prc, last);
+    CHECK(probe_frames(part, codec, sizeof codec) == n && no_temp_files());
     return 0;
 }
 

@@ -63,6 +63,7 @@ static inline int vt_sh(const char *fmt, ...) {
 static inline const char *vt_vtest(void) {
     static char path[4096];
     static int tried;
+    av_log_set_level(AV_LOG_QUIET);
     if (tried) return path[0] ? path : NULL;
     tried = 1;
     char cmd[4200];

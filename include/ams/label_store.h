@@ -27,7 +27,8 @@
  * with one write(): a crash or Ctrl-C leaves at most one incomplete record at the end. Readers
  * stop at the first record that is incomplete or whose header does not verify and report the
  * ignored bytes (ams_label_reader_dropped: the caller warns); a writer reopening the file
- * truncates them and continues after the last complete frame.
+ * truncates them and continues after the last complete frame (and restarts a file that holds
+ * only a prefix of the header it would write itself: a crash during creation).
  *
  * Bounds (untrusted files): width, height 1..16384, width*height <= AMS_LABEL_MAX_PIXELS,
  * classes 0..256, meta < AMS_LABEL_META_MAX bytes, payload <= zstd's bound for one plane,

@@ -33,6 +33,7 @@
 #include "ams/status.h"
 
 #define AMS_UPLINK_MAX_FRAMES 100000 /* per upload (encode), and the decode cap's upper bound */
+#define AMS_UPLINK_MAX_PIXELS (4096 * 4096) /* largest coded frame the decoder accepts */
 
 typedef struct ams_uplink_opts {
     int width, height;  /* frame size: even, 16..AMS_VIDEO_MAX_DIM */
@@ -75,7 +76,8 @@ void ams_uplink_buf_free(ams_uplink_buf *b);
 
 /* Decodes an upload (untrusted bytes: any H.264 Annex-B stream) into RGB24 frames of
  * width x height (0,0 = the coded size; otherwise the fill + centre-crop rule of video.h).
- * At most max_frames (1..AMS_UPLINK_MAX_FRAMES) are accepted: more -> AMS_E_RANGE.
+ * At most max_frames (1..AMS_UPLINK_MAX_FRAMES) are accepted: more -> AMS_E_RANGE; frames
+ * larger than AMS_UPLINK_MAX_PIXELS are not decoded.
  * @return AMS_OK and *out (free with ams_uplink_frames_free); AMS_E_FORMAT if no frame decodes
  * or the frame size changes mid-stream. */
 ams_status ams_uplink_decode(const uint8_t *data, size_t size, int width, int height,

@@ -5,6 +5,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <signal.h>
 
 #include <libavutil/log.h>
 
@@ -46,6 +49,26 @@ void cli_progress_end(cli_progress *p) {
     if (p->shown) fprintf(stderr, "\n");
     p->shown = 0;
 }
+
+/* Set from a signal handler: the one piece of process state a signal may touch. */
+static volatile sig_atomic_t interrupted_flag;
+
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted_flag = 1;
+}
+
+void cli_interrupt_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* the second Ctrl-C terminates */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_interrupted(void) { return interrupted_flag != 0; }
 
 void cli_json_string(FILE *f, const char *s) {
     if (!s) {

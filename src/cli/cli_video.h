@@ -22,6 +22,12 @@ void cli_progress_end(cli_progress *p); /* ends the line if anything was shown *
 /* Writes s as a JSON string literal (quoted, escaped); NULL as null. */
 void cli_json_string(FILE *f, const char *s);
 
+/* Ctrl-C (SIGINT/SIGTERM) handling for long loops: after install, the first signal only sets
+ * a flag that cli_interrupted() returns, so the command can stop between frames and finish its
+ * output with what it did; a second signal kills as usual. */
+void cli_interrupt_install(void);
+int cli_interrupted(void);
+
 /* Keeps FFmpeg quiet (errors come back as ams_status); AMS_FFMPEG_LOG=1 shows its log. */
 void cli_video_quiet_ffmpeg(void);
 

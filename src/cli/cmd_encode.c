@@ -94,6 +94,7 @@ int ams_cmd_encode(int argc, char **argv) {
     if (prc < 0) return CLI_OK; /* --help */
     if (prc > 0) return prc;
     cli_video_quiet_ffmpeg();
+    cli_interrupt_install();
 
     ams_err err = {0};
     ams_video_reader *r = NULL;
@@ -135,7 +136,8 @@ int ams_cmd_encode(int argc, char **argv) {
     int ended = 0;
     while (!ended) {
         int n = 0;
-        while (n < per_up && (total < 0 || frames + n < total)) {
+        if (cli_interrupted()) break;
+        while (n < per_up && (total < 0 || frames + n < total) && !cli_interrupted()) {
             ams_video_frame f;
             double t = a.start + (double)(frames + n) / a.fps;
             if (ams_video_read_at(r, t, &f, &err) != AMS_OK) goto fail;
@@ -177,6 +179,8 @@ int ams_cmd_encode(int argc, char **argv) {
         if (s != AMS_OK) goto fail;
     }
     cli_progress_end(&pr);
+    if (cli_interrupted())
+        fprintf(stderr, "ams %s: interrupted: keeping the %ld frames encoded so far\n", cmd, frames);
     if (ams_video_warning(r)) fprintf(stderr, "ams %s: warning: %s\n", cmd, ams_video_warning(r));
     if (frames == 0) {
         ams_err_set(&err, AMS_E_RANGE, "%s: no frames at or after --start %g s", a.video, a.start);
@@ -195,7 +199,7 @@ int ams_cmd_encode(int argc, char **argv) {
            cli_now() - t_start);
     for (long i = 0; i < uploads; i++) printf("%s%ld", i ? ", " : "", bits_up[i]);
     printf("]}\n");
-    rc = CLI_OK;
+    rc = cli_interrupted() ? 130 : CLI_OK;
     goto done;
 fail:
     cli_progress_end(&pr);

@@ -130,6 +130,7 @@ int ams_cmd_overlay(int argc, char **argv) {
     if (prc < 0) return CLI_OK;
     if (prc > 0) return prc;
     cli_video_quiet_ffmpeg();
+    cli_interrupt_install();
 
     ams_err err = {0};
     mask_src m1 = {0}, m2 = {0};
@@ -169,7 +170,7 @@ int ams_cmd_overlay(int argc, char **argv) {
     }
     double png_t = a.png_time >= 0 ? a.png_time : a.start;
     cli_progress_start(&pr, cmd, "frames");
-    for (;;) {
+    while (!cli_interrupted()) {
         ams_video_frame f;
         if (a.fps > 0) {
             if (total >= 0 && frames >= total) break;
@@ -194,6 +195,8 @@ int ams_cmd_overlay(int argc, char **argv) {
         cli_progress_update(&pr, frames, total);
     }
     cli_progress_end(&pr);
+    if (cli_interrupted())
+        fprintf(stderr, "ams %s: interrupted: keeping the %ld frames done so far\n", cmd, frames);
     if (ams_video_warning(r)) fprintf(stderr, "ams %s: warning: %s\n", cmd, ams_video_warning(r));
     if (frames == 0) {
         ams_err_set(&err, AMS_E_RANGE, "%s: no frames at or after --start %g s", a.video, a.start);
@@ -212,7 +215,7 @@ int ams_cmd_overlay(int argc, char **argv) {
     printf(", \"png\": ");
     cli_json_string(stdout, a.png);
     printf("}\n");
-    rc = CLI_OK;
+    rc = cli_interrupted() ? 130 : CLI_OK;
     goto done;
 fail:
     cli_progress_end(&pr);

@@ -59,6 +59,8 @@ typedef struct builder {
     int npool, cappool;
     ref_info *ref;        /* reference-size shapes (NULL: none) */
     int recording;        /* 1: this is the reference pass; fill ref */
+    int *bias_of;         /* per conv node: the Const its only consumer adds (fused), or -1 */
+    char *passthru;       /* per node: 1 = an Add whose bias went into its conv */
     int input_node;
     int64_t host_used;    /* folded elements stored so far (HOST_BUDGET) */
     ams_err *err;
@@ -398,6 +400,8 @@ static int apply_act(ams_graph *g, int x, act_kind a) {
     return x;
 }
 
+static ams_status eval_const(builder *b, int idx);
+
 /* Conv2D, DepthwiseConv2dNative and their fused forms (BiasAdd + Relu / Relu6). */
 static ams_status build_conv(builder *b, const tfjs_node *n, int depthwise, int fused) {
     AMS_FAIL_IF(n->nin < 2, b->err, AMS_E_FORMAT, "node '%s': %s needs 2 inputs", n->name, n->op);
@@ -412,6 +416,12 @@ static ams_status build_conv(builder *b, const tfjs_node *n, int depthwise, int 
     int w = -1, bias = -1;
     AMS_TRY(tensor_in(b, n, 1, &w));
     act_kind act = ACT_NONE;
+    int bidx = b->bias_of[n - b->m->nodes];
+    if (bidx >= 0) { /* Conv2D + Add(bias): one conv with a bias */
+        if (b->vals[bidx][0].kind == V_NONE) AMS_TRY(eval_const(b, bidx));
+        bias = host_node(b, &b->vals[bidx][0]);
+        if (bias < 0) return set_tensor(b, n, 0, -1);
+    }
     if (fused) {
         char ops[4][32];
         int nops = ams_tfjs_attr_strs(n, "fused_ops", ops, 4);
@@ -523,6 +533,9 @@ static ams_status build_batch_to_space(builder *b, const tfjs_node *n) {
     pending_conv *pc = xv->pc;
     if (nb != 2 || nc != 4 || blk[0] != pc->blk[0] || blk[1] != pc->blk[1])
         return bad(b, n, "the block does not match its SpaceToBatchND");
+    for (int i = 0; i < 4; i++)
+        AMS_FAIL_IF(crops[i] < 0 || crops[i] > 65536, b->err, AMS_E_FORMAT, "node '%s': bad crops",
+                    n->name);
     ams_conv_opts o = pc->o;
     /* cropping the output start = padding less at the start (stride 1) */
     o.pad_t -= (int)crops[0];
@@ -1083,6 +1096,71 @@ static binop binop_of(const char *op, int *ok) {
     return BIN_ADD;
 }
 
+static ams_status eval_const(builder *b, int idx) {
+    const tfjs_node *n = &b->m->nodes[idx];
+    val *out = b->vals[idx];
+    AMS_FAIL_IF(n->cdtype == TFJS_DT_NONE, b->err, AMS_E_FORMAT,
+                "const '%s' has no entry in the weights manifest", n->name);
+    memset(out, 0, sizeof *out);
+    out->kind = V_HOST;
+    out->ndim = n->cndim;
+    memcpy(out->shape, n->cshape, sizeof n->cshape);
+    out->param = n->cparam;
+    out->gnode = -1;
+    out->node = -1;
+    out->is_int = n->cdtype != TFJS_DT_FLOAT;
+    if (n->cint) {
+        AMS_TRY(host_new(b, out, 1, n->cndim, n->cshape));
+        for (int64_t i = 0; i < hnumel(out); i++) out->d[i] = n->cint[i];
+    }
+    return AMS_OK;
+}
+
+/* Finds Conv2D / DepthwiseConv2dNative nodes whose only consumer adds a float vector
+ * constant (TF.js's unfused "conv + bias" form), so the bias rides in the conv. */
+static ams_status plan_bias_fusion(builder *b, const char *need, const int *want, int nout) {
+    const ams_tfjs_model *m = b->m;
+    int *uses = calloc((size_t)m->count, sizeof(int)), *user = malloc((size_t)m->count * sizeof(int));
+    b->bias_of = malloc((size_t)m->count * sizeof(int));
+    b->passthru = calloc((size_t)m->count, 1);
+    if (!uses || !user || !b->bias_of || !b->passthru) {
+        free(uses), free(user);
+        AMS_FAIL(b->err, AMS_E_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < m->count; i++) {
+        b->bias_of[i] = -1;
+        const tfjs_node *n = &m->nodes[i];
+        for (int k = 0; k < n->nin + n->nctl; k++) {
+            int s = k < n->nin ? n->in_node[k] : n->ctl[k - n->nin];
+            uses[s]++;
+            user[s] = i;
+        }
+    }
+    for (int i = 0; i < nout; i++) uses[want[i]] += 2; /* a wanted output keeps its value */
+    for (int c = 0; c < m->count; c++) {
+        const tfjs_node *n = &m->nodes[c];
+        if (!need[c] || uses[c] != 1 ||
+            (strcmp(n->op, "Conv2D") && strcmp(n->op, "DepthwiseConv2dNative")))
+            continue;
+        const tfjs_node *a = &m->nodes[user[c]];
+        if ((strcmp(a->op, "Add") && strcmp(a->op, "AddV2") && strcmp(a->op, "BiasAdd")) ||
+            a->nin != 2 || a->nctl || a->in_node[0] == a->in_node[1] || a->in_port[0] || a->in_port[1])
+            continue;
+        int k = a->in_node[0] == c ? 1 : 0;
+        const tfjs_node *cst = &m->nodes[a->in_node[k]];
+        const tfjs_node *f = n->nin == 2 ? &m->nodes[n->in_node[1]] : NULL;
+        if (strcmp(cst->op, "Const") || cst->cdtype != TFJS_DT_FLOAT || cst->cndim != 1 || cst->nctl ||
+            !f || strcmp(f->op, "Const") || f->cndim != 4 ||
+            cst->cshape[0] != (strcmp(n->op, "Conv2D") ? f->cshape[2] * f->cshape[3] : f->cshape[3]))
+            continue;
+        b->bias_of[c] = a->in_node[k];
+        /* the Add passes its conv input through; make that input 0 */
+        b->passthru[user[c]] = (char)(k == 1 ? 1 : 2); /* 1 + the conv's input index */
+    }
+    free(uses), free(user);
+    return AMS_OK;
+}
+
 /* Data inputs an op reads (at least); checked before any op looks at them. */
 static int min_inputs(const char *op) {
     static const struct { const char *op; int n; } tab[] = {
@@ -1126,21 +1204,9 @@ static ams_status eval_node(builder *b, int idx) {
     if (isbin && n->nin != 2)
         return ams_err_set(b->err, AMS_E_FORMAT, "node '%s': %s needs 2 inputs", n->name, n->op);
 
-    if (op_is(n, "Const")) {
-        AMS_FAIL_IF(n->cdtype == TFJS_DT_NONE, b->err, AMS_E_FORMAT,
-                    "const '%s' has no entry in the weights manifest", n->name);
-        memset(out, 0, sizeof *out);
-        out->kind = V_HOST;
-        out->ndim = n->cndim;
-        memcpy(out->shape, n->cshape, sizeof n->cshape);
-        out->param = n->cparam;
-        out->gnode = -1;
-        out->node = -1;
-        out->is_int = n->cdtype != TFJS_DT_FLOAT;
-        if (n->cint) {
-            AMS_TRY(host_new(b, out, 1, n->cndim, n->cshape));
-            for (int64_t i = 0; i < hnumel(out); i++) out->d[i] = n->cint[i];
-        }
+    if (op_is(n, "Const")) return eval_const(b, idx);
+    if (b->passthru[idx]) {
+        out[0] = *in_val(b, n, b->passthru[idx] - 1); /* its bias is inside the conv */
         return AMS_OK;
     }
     if (op_is(n, "Placeholder")) {
@@ -1342,13 +1408,15 @@ static ams_status run_build(builder *b, const char *const *outputs, int nout, in
             if (!need[s]) need[s] = 1, stack[sp++] = s;
         }
     }
+    st = plan_bias_fusion(b, need, want, nout);
+    if (st) goto done;
     if (m->image >= 0 && !need[m->image]) {
         st = ams_err_set(b->err, AMS_E_INVAL, "the wanted outputs do not depend on the image input");
         goto done;
     }
     for (int i = 0; i < m->count; i++) {
         int idx = m->order[i];
-        if (!need[idx]) continue;
+        if (!need[idx] || b->vals[idx][0].kind != V_NONE) continue;
         st = eval_node(b, idx);
         if (st) goto done;
     }
@@ -1372,6 +1440,10 @@ static void builder_reset(builder *b) {
     free(b->pool);
     free(b->vals);
     free(b->param_node);
+    free(b->bias_of);
+    free(b->passthru);
+    b->bias_of = NULL;
+    b->passthru = NULL;
     b->pool = NULL;
     b->npool = b->cappool = 0;
     b->vals = NULL;

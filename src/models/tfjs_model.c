@@ -359,10 +359,10 @@ static void mark_trainable(ams_tfjs_model *m) {
     for (int i = 0; i < m->count; i++) {
         const tfjs_node *n = &m->nodes[i];
         if (is_conv_op(n->op)) {
-            int first = !strcmp(n->op, "Conv2DBackpropInput") ? 1 : 1;
-            for (int k = first; k < n->nin; k++) m->nodes[n->in_node[k]].trainable = 1;
-            if (!strcmp(n->op, "Conv2DBackpropInput") && n->nin > 1)
-                m->nodes[n->in_node[0]].trainable = 0; /* output shape, not a weight */
+            /* filter (input 1) and fused bias (input 2); Conv2DBackpropInput's input 0 is
+             * its output shape and input 2 the image */
+            int last = !strcmp(n->op, "Conv2DBackpropInput") ? 2 : n->nin;
+            for (int k = 1; k < last && k < n->nin; k++) m->nodes[n->in_node[k]].trainable = 1;
         } else if ((!strcmp(n->op, "Add") || !strcmp(n->op, "AddV2") ||
                     !strcmp(n->op, "BiasAdd")) &&
                    n->nin == 2) {

@@ -98,6 +98,46 @@ static ams_status folder_glob(const char *dir, char *out, size_t cap, ams_err *e
     return AMS_OK;
 }
 
+/* The smallest number that a printf pattern "dir/prefix%0Nd.suffix" takes among the files in
+ * dir (FFmpeg would otherwise probe the numbers one by one). */
+static ams_status pattern_first(const char *pattern, long *first, ams_err *err) {
+    const char *slash = strrchr(pattern, '/');
+    char dir[4096];
+    const char *file = slash ? slash + 1 : pattern;
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - pattern) : 1, slash ? pattern : ".");
+    if (slash == pattern) snprintf(dir, sizeof dir, "/");
+    const char *pct = strchr(file, '%');
+    AMS_VFAIL_IF(!pct || strchr(pct + 1, '%'), err, AMS_E_INVAL,
+                 "%s: an image pattern needs exactly one %%d or %%0Nd in the file name", pattern);
+    size_t k = 1;
+    while (pct[k] >= '0' && pct[k] <= '9') k++;
+    AMS_VFAIL_IF(pct[k] != 'd', err, AMS_E_INVAL, "%s: only %%d / %%0Nd patterns are supported",
+                 pattern);
+    size_t plen = (size_t)(pct - file);
+    const char *suffix = pct + k + 1;
+    size_t slen = strlen(suffix);
+    DIR *d = opendir(dir);
+    AMS_VFAIL_IF(!d, err, AMS_E_NOTFOUND, "%s: cannot list folder %s: %s", pattern, dir,
+                 strerror(errno));
+    long best = -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n <= plen + slen || strncmp(e->d_name, file, plen) != 0 ||
+            strcmp(e->d_name + n - slen, suffix) != 0)
+            continue;
+        long v = 0;
+        size_t i = plen;
+        for (; i < n - slen && e->d_name[i] >= '0' && e->d_name[i] <= '9' && v < 100000000; i++)
+            v = v * 10 + (e->d_name[i] - '0');
+        if (i == n - slen && (best < 0 || v < best)) best = v;
+    }
+    closedir(d);
+    AMS_VFAIL_IF(best < 0, err, AMS_E_NOTFOUND, "%s: no file matches the pattern", pattern);
+    *first = best;
+    return AMS_OK;
+}
+
 static ams_video_kind guess_kind(const char *src) {
     struct stat st;
     if (!strncmp(src, "v4l2:", 5) || !strncmp(src, "/dev/video", 10)) return AMS_VIDEO_CAMERA;
@@ -130,8 +170,10 @@ static ams_status open_input(ams_video_reader *r, const char *source, const ams_
             AMS_TRY(folder_glob(source, url, sizeof url, err));
             av_dict_set(&dict, "pattern_type", "glob", 0);
         } else {
+            long first = 0;
+            AMS_TRY(pattern_first(source, &first, err));
             av_dict_set(&dict, "pattern_type", "sequence", 0);
-            av_dict_set_int(&dict, "start_number_range", 1000000, 0);
+            av_dict_set_int(&dict, "start_number", first, 0);
         }
         AVRational q = av_d2q(fps, 100000);
         char rate[64];
@@ -142,6 +184,8 @@ static ams_status open_input(ams_video_reader *r, const char *source, const ams_
         if (!strstr(source, "://")) {
             AMS_VFAIL_IF(stat(source, &st) != 0, err, AMS_E_NOTFOUND, "%s: no such file", source);
             AMS_VFAIL_IF(S_ISDIR(st.st_mode), err, AMS_E_INVAL, "%s: is a folder", source);
+            /* A local file must not make FFmpeg reach the network (playlists, concat lists). */
+            av_dict_set(&dict, "protocol_whitelist", "file", 0);
         }
     }
     r->info.kind = kind;

@@ -330,9 +330,20 @@ static ams_status write_all(int fd, const uint8_t *p, size_t n) {
 static ams_status writer_setup(ams_label_writer *w, const ams_label_info *info, ams_err *err) {
     struct stat st;
     AMS_VFAIL_IF(fstat(w->fd, &st) != 0, err, AMS_E_IO, "%s: stat failed", w->path);
-    if (st.st_size == 0) { /* new file (or one that died before its header was complete) */
-        uint8_t h[FIXED_HEADER + AMS_LABEL_META_MAX + 4];
-        size_t n = build_header(info, h);
+    uint8_t h[FIXED_HEADER + AMS_LABEL_META_MAX + 4];
+    size_t n = build_header(info, h);
+    if (st.st_size > 0 && (uint64_t)st.st_size < n) {
+        /* A writer that died while writing this very header left a prefix of it: start over.
+         * Anything else that short is not ours to overwrite. */
+        uint8_t old[sizeof h];
+        source s = {.fd = w->fd, .size = (uint64_t)st.st_size};
+        if (src_read(&s, 0, old, (size_t)st.st_size) == 1 && !memcmp(old, h, (size_t)st.st_size)) {
+            AMS_VFAIL_IF(ftruncate(w->fd, 0) != 0, err, AMS_E_IO, "%s: truncate failed", w->path);
+            w->ix.dropped = (uint64_t)st.st_size;
+            st.st_size = 0;
+        }
+    }
+    if (st.st_size == 0) { /* a new file */
         AMS_VFAIL_IF(write_all(w->fd, h, n) != AMS_OK, err, AMS_E_IO, "%s: write failed: %s",
                      w->path, strerror(errno));
         w->ix.info = *info;

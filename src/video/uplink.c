@@ -311,6 +311,7 @@ ams_status ams_uplink_decode(const uint8_t *data, size_t size, int width, int he
     }
     if (size) memcpy(buf, data, size);
     d.c->thread_count = 1;
+    d.c->max_pixels = AMS_UPLINK_MAX_PIXELS; /* bounds what a hostile SPS can make us allocate */
     int rc = avcodec_open2(d.c, codec, NULL);
     if (rc < 0) {
         st = ams_av_fail(err, rc, "uplink: cannot open the H.264 decoder");

@@ -36,17 +36,21 @@ The expected values are computed in float64 from the stored (float32/float16)
 weights, then rounded to float32 (--expected f64, the default): the truth, so the
 engine gets the whole tolerance. The same case also runs in float32, as an f32
 engine computes; its distance from the float64 truth is reported (meta.json
-self_check) and must stay below SELF_MARGIN of each tolerance, else the case is
-too ill-conditioned for any float32 engine and the script fails. Measured: the
-float32 oracle's loss is off by up to ~8e-6 relative, most of the 1e-5 budget,
-which is why the float32 run is not the reference (--expected f32 makes it so).
+self_check). Random DeepLab networks amplify float32 rounding ~1.3x per block,
+so torch's float32 logits land 2e-5..6e-5 (of max|logit|) from the truth on
+small inputs, up to 60 % of the 1e-4 tolerance: had the float32 run been the
+reference, a correct engine would carry both errors. A seed where the float32
+run uses more than SELF_MARGIN of any tolerance is skipped for the next one
+(--tries): such a case cannot judge a float32 engine reliably. The choice
+depends on the oracle alone, never on the engine.
 
-Two things keep random weights from making float32 noise look like a bug:
-the BN moving statistics are calibrated (a trained network's BN outputs have
-the scale gamma and beta give them) and every BN beta before a ReLU/ReLU6 is
-nudged so that no activation input of this batch lies within KINK_MARGIN of a
-kink: one ReLU6 mask flipped by rounding moved every backbone gradient by ~1e-2
-(measured, OS 8, 2x41x57), ten times the tolerance.
+Two more things keep random weights from making float32 noise look like a
+bug: the BN moving statistics are calibrated (a trained network's BN outputs
+have the scale gamma and beta give them; uncalibrated ones let activations grow
+to ~25 and float32 noise to 1e-5 relative), and every BN beta before a
+ReLU/ReLU6 is nudged so that no activation input of this batch lies within
+KINK_MARGIN of a kink: one ReLU6 mask flipped by rounding moved every backbone
+gradient by ~1e-2 (measured, OS 8, 2x41x57), ten times the tolerance.
 
 Run with Debian's interpreter (it has python3-torch): /usr/bin/python3.
 """
@@ -67,11 +71,11 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deeplab_mnv2 as ref  # noqa: E402
 
-# Parity tolerances of issue 3; the oracle must be far inside them.
+# Parity tolerances of issue 3 (tools/ref/compare.py checks them).
 TOL_LOGITS = 1e-4   # max abs error / max |logit|
 TOL_LOSS = 1e-5     # relative
 TOL_GRAD = 1e-3     # relative L2 per tensor
-SELF_MARGIN = 0.5   # the f32 oracle must stay below half of each tolerance
+SELF_MARGIN = 0.5   # torch's float32 run must stay below half of each tolerance
 
 
 # ---------------------------------------------------------------- safetensors
@@ -123,6 +127,7 @@ def is_small_grad(name, kind):
 
 GAMMA_RANGE = (0.5, 1.5)       # BN gamma ~ U(GAMMA_RANGE)
 VAR_FACTOR = (0.5, 1.5)        # moving_variance = calibrated variance x U(VAR_FACTOR)
+VAR_FLOOR = 0.1                # calibrated variance >= VAR_FLOOR x the layer's mean variance
 CALIB_EXTRA = 3                # calibration batch: the input + this many random images
 KINK_MARGIN = 1e-3   # target distance of every ReLU/ReLU6 input from its kinks
 KINK_RANGE = 0.25    # largest shift of a BN beta made to reach that margin
@@ -160,7 +165,11 @@ def calibrate_bn(model, x, seed, dtype):
             var = v.var(dim=(0, 2, 3), unbiased=False)
         else:
             var = (v - mean[None, :, None, None]).pow(2).mean().expand(c)
-        mean, var = mean.double(), var.double().clamp_min(1e-6)
+        # a (nearly) dead input channel has a tiny variance; a trained network's
+        # BN would not amplify it by 1/sqrt(var) ~ 1000 (it did here: float32
+        # rounding noise then grew 100-fold through the backbone)
+        mean, var = mean.double(), var.double()
+        var = var.clamp_min(VAR_FLOOR * var.mean().item() + 1e-6)
         bn.running_mean.copy_(storage_round(
             mean + 0.1 * var.sqrt() * torch.randn(c, generator=g, dtype=mean.dtype), dtype))
         bn.running_var.copy_(storage_round(
@@ -324,6 +333,18 @@ def self_check(r32, r64):
     return d
 
 
+def unfit(sc):
+    """What the float32 oracle gets too close to a tolerance on (a list)."""
+    bad = []
+    if not sc['logits'] <= SELF_MARGIN * TOL_LOGITS:
+        bad.append('logits')
+    if not sc['loss'] <= SELF_MARGIN * TOL_LOSS:
+        bad.append('loss')
+    if not sc['grad_worst'] <= SELF_MARGIN * TOL_GRAD:
+        bad.append('gradients')
+    return bad
+
+
 def adam_losses(model, x_nhwc, labels, subset, steps, dtype, lr=1e-3):
     """K Adam steps (TF semantics) on one batch, in dtype, on a copy of model.
     Returns (K+1 losses: the loss at the weights after 0..K steps, the model
@@ -377,6 +398,9 @@ def main():
                     help='also write the float32 oracle run as `ams` would (DIR2/logits.npy, '
                     'DIR2/grads.safetensors with every trainable tensor, DIR2/grad.txt with '
                     'the loss line): a float32 engine that compare.py must accept')
+    ap.add_argument('--tries', type=int, default=5,
+                    help='seeds to try (seed, seed+1, ..) for a case the float32 oracle '
+                    'keeps within SELF_MARGIN of every tolerance')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--out', required=True)
     a = ap.parse_args()
@@ -389,20 +413,35 @@ def main():
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
 
-    x, y = make_data(a.batch, a.height, a.width, a.classes, a.seed)
-    model, margin = build_model(a.os, a.classes, a.seed, a.dtype, x)
+    # A case where even torch's float32 run uses more than SELF_MARGIN of a
+    # tolerance cannot judge a float32 engine reliably: take the next seed. The
+    # choice depends on the oracle alone, never on the engine under test.
+    seed = a.seed
+    for attempt in range(a.tries):
+        x, y = make_data(a.batch, a.height, a.width, a.classes, seed)
+        model, margin = build_model(a.os, a.classes, seed, a.dtype, x)
+        r64 = run(model, x, y, subset, torch.float64)
+        r32 = run(model, x, y, subset, torch.float32)
+        sc = self_check(r32, r64)
+        sc['kink_margin'] = margin
+        bad = unfit(sc)
+        if not bad:
+            break
+        print('  seed %d: the float32 oracle uses more than %g of the tolerance on %s; '
+              'trying seed %d' % (seed, SELF_MARGIN, ', '.join(bad), seed + 1))
+        seed += 1
+    else:
+        print('make_deeplab_fixture: %d seeds from %d: the float32 oracle is too far from '
+              'float64 (%s)' % (a.tries, a.seed, sc), file=sys.stderr)
+        return 1
 
     npdt = np.float16 if a.dtype == 'f16' else np.float32
     vmap = model.tf_variable_map()
     weights = OrderedDict((n, to_tf(t, k).astype(npdt)) for n, (t, k) in vmap.items())
     kinds = {n: k for n, (t, k) in vmap.items()}
     write_safetensors(os.path.join(a.out, 'weights.safetensors'), weights,
-                      {'generator': 'tools/ref/make_deeplab_fixture.py', 'seed': str(a.seed)})
+                      {'generator': 'tools/ref/make_deeplab_fixture.py', 'seed': str(seed)})
 
-    r64 = run(model, x, y, subset, torch.float64)
-    r32 = run(model, x, y, subset, torch.float32)
-    sc = self_check(r32, r64)
-    sc['kink_margin'] = margin
     logits, loss, grads = r64 if a.expected == 'f64' else r32
 
     np.save(os.path.join(a.out, 'input.npy'), x)
@@ -444,7 +483,8 @@ def main():
 
     meta = OrderedDict(
         arch='deeplabv3-mnv2', os=a.os, classes=a.classes, batch=a.batch,
-        height=a.height, width=a.width, subset=subset, seed=a.seed, dtype=a.dtype,
+        height=a.height, width=a.width, subset=subset, seed=seed, seed_asked=a.seed,
+        dtype=a.dtype,
         grads=a.grads, adam_steps=a.adam_steps, adam=adam, expected=a.expected,
         trainable=[n for n in vmap if is_trainable(n)],
         non_trainable=[n for n in vmap if not is_trainable(n)],
@@ -455,7 +495,7 @@ def main():
         f.write('\n')
 
     print('fixture %s: os %d, %dx%dx%d, %d classes, subset %s, seed %d, %s weights'
-          % (a.out, a.os, a.batch, a.height, a.width, a.classes, a.subset, a.seed, a.dtype))
+          % (a.out, a.os, a.batch, a.height, a.width, a.classes, a.subset, seed, a.dtype))
     print('  loss %.7g, max|logit| %.4g' % (loss, meta['max_abs_logit']))
     print('  smallest distance of a ReLU/ReLU6 input from its kink: %.2e' % margin)
     print('  expected values from the %s run' % a.expected)
@@ -469,18 +509,6 @@ def main():
         print('    f32 run vs these: loss rel %s; weights after %d steps rel L2 worst %.1e'
               % (' '.join('%.1e' % v for v in r['f32_loss_rel']), a.adam_steps,
                  r['f32_weights_rel_worst']))
-    bad = []
-    if not sc['logits'] <= SELF_MARGIN * TOL_LOGITS:
-        bad.append('logits')
-    if not sc['loss'] <= SELF_MARGIN * TOL_LOSS:
-        bad.append('loss')
-    if not sc['grad_worst'] <= SELF_MARGIN * TOL_GRAD:
-        bad.append('gradients')
-    if bad:
-        print('make_deeplab_fixture: the float32 oracle disagrees with its float64 run on %s '
-              '(more than %g of the parity tolerance); pick another seed or scale'
-              % (', '.join(bad), SELF_MARGIN), file=sys.stderr)
-        return 1
     return 0
 
 
