@@ -100,9 +100,10 @@ else
     for name in os8-97x131 os16-b2-subset os8-b2-even-subset; do
         case $name in
         os8-97x131) args="--os 8 --classes 19 --batch 1 --height 97 --width 131" ;;
-        os16-b2-subset) args="--os 16 --classes 7 --batch 2 --height 41 --width 57 --subset 1,4,6" ;;
+        os16-b2-subset)
+            args="--os 16 --classes 19 --batch 2 --height 65 --width 89 --subset 1,4,6,8,11" ;;
         os8-b2-even-subset)
-            args="--os 8 --classes 5 --batch 2 --height 40 --width 56 --subset 3,0,2 --dtype f16" ;;
+            args="--os 8 --classes 12 --batch 2 --height 56 --width 72 --subset 7,0,2,5 --dtype f16" ;;
         esac
         i=$((i + 1))
         dir=$WORK/fixture-$name

@@ -245,6 +245,37 @@ static int test_plans_agree(void) {
     return 0;
 }
 
+/* Broadcasting divide: gradients into both operands, reduced over broadcast dims. */
+static int test_div_gradients(void) {
+    ams_err err = {0};
+    net t = {0};
+    ams_rng r;
+    ams_rng_seed(&r, 21);
+    t.p = ams_params_new();
+    int w = ams_params_add(t.p, "w", 1, (int64_t[]){4}, 1, &err);
+    int v = ams_params_add(t.p, "v", 4, (int64_t[]){1, 3, 1, 1}, 1, &err);
+    CHECK(v >= 0 && ams_params_alloc(t.p, &err) == AMS_OK);
+    fill_normal(ams_params_data(t.p, w), 4, 1.0f, &r);
+    fill_normal(ams_params_data(t.p, v), 3, 1.0f, &r);
+    ams_graph *g = t.g = ams_graph_new(t.p);
+    t.x = ams_graph_input(g, "x", 4, (int64_t[]){2, 3, 5, 4});
+    int num = ams_graph_mul(g, t.x, ams_graph_param(g, w));
+    int den = ams_graph_affine(g, ams_graph_sigmoid(g, ams_graph_param(g, v)), 1.0f, 0.5f);
+    t.out = ams_graph_div(g, num, den);
+    t.labels = ams_graph_labels(g, "labels", 2, 3, 5);
+    t.loss = ams_graph_softmax_ce(g, t.out, t.labels, NULL, 0);
+    CHECKF(ams_graph_plan(g, AMS_PLAN_TRAIN, &err) == AMS_OK, "%s", err.msg);
+    t.xdata = malloc(2 * 3 * 5 * 4 * sizeof(float));
+    t.ldata = malloc(2 * 3 * 5);
+    fill_normal(t.xdata, 120, 1.0f, &r);
+    for (int i = 0; i < 30; i++) t.ldata[i] = (uint8_t)(ams_rng_u64(&r) % 4);
+    CHECK(ams_graph_set_input(g, t.x, t.xdata, &err) == AMS_OK);
+    CHECK(ams_graph_set_labels(g, t.labels, t.ldata, &err) == AMS_OK);
+    int rc = check_param_grads(&t, 1e-2, 1e-3f, 4);
+    net_free(&t);
+    return rc;
+}
+
 static int test_builder_errors(void) {
     ams_err err = {0};
     ams_params *p = ams_params_new();
@@ -341,6 +372,7 @@ int main(int argc, char **argv) {
     static const check_case cases[] = {
         {"small_graph_gradients", test_small_graph_gradients},
         {"plans_agree", test_plans_agree},
+        {"div_gradients", test_div_gradients},
         {"builder_errors", test_builder_errors},
         {"deeplab_declares_tf_names", test_deeplab_declares_tf_names},
         {"deeplab_gradients", test_deeplab_gradients},

@@ -54,6 +54,7 @@ typedef enum {
     AMS_OP_SOFTMAX_CE = 20,
     AMS_OP_BCE_LOGITS = 21,
     AMS_OP_RESHAPE = 22,
+    AMS_OP_DIV = 23,
     AMS_OP__COUNT
 } ams_op;
 
@@ -113,6 +114,7 @@ int ams_graph_tanh(ams_graph *g, int x);
 int ams_graph_affine(ams_graph *g, int x, float a, float b);
 int ams_graph_add(ams_graph *g, int a, int b); /* numpy broadcasting */
 int ams_graph_mul(ams_graph *g, int a, int b);
+int ams_graph_div(ams_graph *g, int a, int b); /* a / b, numpy broadcasting */
 int ams_graph_concat(ams_graph *g, const int *xs, int k, int axis);
 int ams_graph_global_avgpool(ams_graph *g, int x); /* (n,h,w,c) -> (n,1,1,c) */
 int ams_graph_avgpool(ams_graph *g, int x, int kh, int kw, int sh, int sw, ams_padding pad);

@@ -122,6 +122,12 @@ struct ams_backend {
     void (*mul_backward)(const ams_backend *be, float *da, float *db, const float *dout,
                          const float *a, const float *b, const ams_bcast_desc *d);
 
+    /* Broadcasting divide: out = a / b; da += dout / b, db -= dout * a / b^2. */
+    void (*div_forward)(const ams_backend *be, float *out, const float *a, const float *b,
+                        const ams_bcast_desc *d);
+    void (*div_backward)(const ams_backend *be, float *da, float *db, const float *dout,
+                         const float *a, const float *b, const ams_bcast_desc *d);
+
     /* Concatenation of k inputs along one axis. With outer = product of the dims
      * before the axis, input i contributes chunk[i] = dim_i * (product of dims after)
      * contiguous floats per outer index. dins[i] may be NULL. */

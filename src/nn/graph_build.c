@@ -320,6 +320,7 @@ static int binary(ams_graph *g, ams_op op, int a, int b) {
 
 int ams_graph_add(ams_graph *g, int a, int b) { return binary(g, AMS_OP_ADD, a, b); }
 int ams_graph_mul(ams_graph *g, int a, int b) { return binary(g, AMS_OP_MUL, a, b); }
+int ams_graph_div(ams_graph *g, int a, int b) { return binary(g, AMS_OP_DIV, a, b); }
 
 int ams_graph_concat(ams_graph *g, const int *xs, int k, int axis) {
     if (k < 1) return fail(g, AMS_E_INVAL, "concat of %d inputs", k);
@@ -506,6 +507,6 @@ const char *ams_op_name(ams_op op) {
         "input", "labels", "param", "const", "conv2d", "conv2d_transpose", "batchnorm",
         "relu", "relu6", "sigmoid", "tanh", "affine", "add", "mul", "concat",
         "global_avgpool", "avgpool", "maxpool", "resize_bilinear", "dropout", "softmax_ce",
-        "bce_logits", "reshape"};
+        "bce_logits", "reshape", "div"};
     return (op >= 0 && op < AMS_OP__COUNT) ? names[op] : "unknown";
 }

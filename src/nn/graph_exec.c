@@ -89,6 +89,9 @@ static void forward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     case AMS_OP_MUL:
         be->mul_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value, &n->bc);
         break;
+    case AMS_OP_DIV:
+        be->div_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value, &n->bc);
+        break;
     case AMS_OP_CONCAT: {
         const float *ins[64];
         const float **pins = n->nin <= 64 ? ins : NULL;
@@ -211,6 +214,10 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     case AMS_OP_ADD: be->add_backward(be, dinput(g, n, 0), dinput(g, n, 1), dout, &n->bc); break;
     case AMS_OP_MUL:
         be->mul_backward(be, dinput(g, n, 0), dinput(g, n, 1), dout, in(g, n, 0)->value,
+                         in(g, n, 1)->value, &n->bc);
+        break;
+    case AMS_OP_DIV:
+        be->div_backward(be, dinput(g, n, 0), dinput(g, n, 1), dout, in(g, n, 0)->value,
                          in(g, n, 1)->value, &n->bc);
         break;
     case AMS_OP_CONCAT: {

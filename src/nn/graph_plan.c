@@ -37,7 +37,8 @@ static int backward_reads_input(ams_op op, int k) {
     case AMS_OP_CONV2D:
     case AMS_OP_CONV2D_TRANSPOSE: return k < 2;
     case AMS_OP_BATCHNORM: return 1;
-    case AMS_OP_MUL: return 1;
+    case AMS_OP_MUL:
+    case AMS_OP_DIV: return 1;
     case AMS_OP_MAXPOOL: return 1;
     case AMS_OP_SOFTMAX_CE:
     case AMS_OP_BCE_LOGITS: return 1;

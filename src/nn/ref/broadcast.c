@@ -1,4 +1,4 @@
-/* broadcast.c - reference add and mul with numpy broadcasting (ams_bcast_desc: up to 8
+/* broadcast.c - reference add, mul and div with numpy broadcasting (ams_bcast_desc: up to 8
  * dims, a and b already left-padded to out's rank, each dim 1 or out's). Backward sums the
  * gradient over the dims an operand was broadcast along. */
 #include "nn/ref/ref_kernels.h"
@@ -33,9 +33,11 @@ static int64_t offset(const int64_t *idx, const int64_t *st, int nd) {
     return o;
 }
 
-/* out = a + b or a * b; the last axis is the inner loop */
+enum { OP_ADD, OP_MUL, OP_DIV };
+
+/* out = a + b, a * b or a / b; the last axis is the inner loop */
 static void bcast_forward(float *out, const float *a, const float *b, const ams_bcast_desc *d,
-                          int mul) {
+                          int op) {
     int nd = d->ndim;
     AMS_ASSERT(nd >= 1 && nd <= 8);
     int64_t sa[8] = {0}, sb[8] = {0}, idx[8] = {0};
@@ -48,8 +50,10 @@ static void bcast_forward(float *out, const float *a, const float *b, const ams_
         const float *pa = a + offset(idx, sa, nd - 1);
         const float *pb = b + offset(idx, sb, nd - 1);
         float *y = out + o * inner;
-        if (mul)
+        if (op == OP_MUL)
             for (int64_t j = 0; j < inner; j++) y[j] = pa[j * ta] * pb[j * tb];
+        else if (op == OP_DIV)
+            for (int64_t j = 0; j < inner; j++) y[j] = pa[j * ta] / pb[j * tb];
         else
             for (int64_t j = 0; j < inner; j++) y[j] = pa[j * ta] + pb[j * tb];
         advance(idx, d->out, nd - 1);
@@ -92,7 +96,7 @@ static void bcast_reduce(float *dx, const int64_t *xs, const float *dout, const 
 void ams_ref_add_forward(const ams_backend *be, float *out, const float *a, const float *b,
                          const ams_bcast_desc *d) {
     (void)be;
-    bcast_forward(out, a, b, d, 0);
+    bcast_forward(out, a, b, d, OP_ADD);
 }
 
 void ams_ref_add_backward(const ams_backend *be, float *da, float *db, const float *dout,
@@ -105,7 +109,7 @@ void ams_ref_add_backward(const ams_backend *be, float *da, float *db, const flo
 void ams_ref_mul_forward(const ams_backend *be, float *out, const float *a, const float *b,
                          const ams_bcast_desc *d) {
     (void)be;
-    bcast_forward(out, a, b, d, 1);
+    bcast_forward(out, a, b, d, OP_MUL);
 }
 
 void ams_ref_mul_backward(const ams_backend *be, float *da, float *db, const float *dout,
@@ -113,4 +117,29 @@ void ams_ref_mul_backward(const ams_backend *be, float *da, float *db, const flo
     (void)be;
     if (da) bcast_reduce(da, d->a, dout, b, d->b, d);
     if (db) bcast_reduce(db, d->b, dout, a, d->a, d);
+}
+
+void ams_ref_div_forward(const ams_backend *be, float *out, const float *a, const float *b,
+                         const ams_bcast_desc *d) {
+    (void)be;
+    bcast_forward(out, a, b, d, OP_DIV);
+}
+
+/* Scatter form: every output element adds its share to the a and b elements it read. */
+void ams_ref_div_backward(const ams_backend *be, float *da, float *db, const float *dout,
+                          const float *a, const float *b, const ams_bcast_desc *d) {
+    (void)be;
+    int nd = d->ndim;
+    AMS_ASSERT(nd >= 1 && nd <= 8);
+    int64_t sa[8] = {0}, sb[8] = {0}, idx[8] = {0};
+    bcast_strides(sa, d->a, nd);
+    bcast_strides(sb, d->b, nd);
+    int64_t n = numel(d->out, nd);
+    for (int64_t o = 0; o < n; o++) {
+        int64_t ia = offset(idx, sa, nd), ib = offset(idx, sb, nd);
+        double g = dout[o], bv = b[ib];
+        if (da) da[ia] += (float)(g / bv);
+        if (db) db[ib] -= (float)(g * a[ia] / (bv * bv));
+        advance(idx, d->out, nd);
+    }
 }

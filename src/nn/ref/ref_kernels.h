@@ -24,6 +24,8 @@ void ams_ref_add_forward(const ams_backend *be, float *out, const float *a, cons
 void ams_ref_add_backward(const ams_backend *be, float *da, float *db, const float *dout, const ams_bcast_desc *d);
 void ams_ref_mul_forward(const ams_backend *be, float *out, const float *a, const float *b, const ams_bcast_desc *d);
 void ams_ref_mul_backward(const ams_backend *be, float *da, float *db, const float *dout, const float *a, const float *b, const ams_bcast_desc *d);
+void ams_ref_div_forward(const ams_backend *be, float *out, const float *a, const float *b, const ams_bcast_desc *d);
+void ams_ref_div_backward(const ams_backend *be, float *da, float *db, const float *dout, const float *a, const float *b, const ams_bcast_desc *d);
 void ams_ref_concat_forward(const ams_backend *be, float *out, const float *const *ins, const int64_t *chunk, int k, int64_t outer);
 void ams_ref_concat_backward(const ams_backend *be, float *const *dins, const float *dout, const int64_t *chunk, int k, int64_t outer);
 void ams_ref_avgpool_forward(const ams_backend *be, float *out, const float *in, const ams_pool2d_desc *d);
