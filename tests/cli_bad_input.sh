@@ -9,20 +9,18 @@ trap 'rm -rf "$T"' EXIT
 fails=0
 passes=0
 
-# a valid model: random weights written by `ams` itself is not possible, so use the
-# PyTorch fixture generator's small case
-"$PY" "$AMS_SOURCE_DIR/tools/ref/make_deeplab_fixture.py" --os 16 --classes 3 --batch 1 \
-    --height 33 --width 37 --seed 3 --out "$T/fx" >/dev/null 2>&1 ||
-    { echo "cannot make a fixture (needs python3-torch: run tools/setup)"; exit 1; }
+# a valid model and batch: the committed PyTorch parity fixture (19 classes, 1x33x46)
+FX="$AMS_SOURCE_DIR/tests/data/deeplab/os16-1x33x46-c19"
+mkdir -p "$T/fx" && cp "$FX/weights.safetensors" "$FX/input.npy" "$FX/labels.npy" "$T/fx/"
 "$PY" - "$T" <<'PY'
 import sys, numpy as np
 t = sys.argv[1]
-np.save(t + "/x4.npy", np.zeros((1, 33, 37, 4), np.float32))
-x = np.full((1, 33, 37, 3), 100, np.float32); x[0, 3, 4, 1] = np.nan
+np.save(t + "/x4.npy", np.zeros((1, 33, 46, 4), np.float32))
+x = np.full((1, 33, 46, 3), 100, np.float32); x[0, 3, 4, 1] = np.nan
 np.save(t + "/nan.npy", x)
-np.save(t + "/i32.npy", np.zeros((1, 33, 37, 3), np.int32))
-np.save(t + "/lab_badshape.npy", np.zeros((1, 32, 37), np.uint8))
-lab = np.zeros((1, 33, 37), np.uint8); lab[0, 0, 0] = 7
+np.save(t + "/i32.npy", np.zeros((1, 33, 46, 3), np.int32))
+np.save(t + "/lab_badshape.npy", np.zeros((1, 32, 46), np.uint8))
+lab = np.zeros((1, 33, 46), np.uint8); lab[0, 0, 0] = 23
 np.save(t + "/lab_badclass.npy", lab)
 b = open(t + "/fx/input.npy", "rb").read()
 open(t + "/trunc.npy", "wb").write(b[: len(b) - 10])
@@ -44,7 +42,7 @@ expect() {
   fi
 }
 
-M="--arch deeplabv3-mnv2 --os 16 --classes 3"
+M="--arch deeplabv3-mnv2 --os 16 --classes 19"
 W="--weights $T/fx/weights.safetensors"
 expect wrong_channels "x4.npy" -- infer $M $W --input "$T/x4.npy" --output "$T/y.npy"
 expect nan_input "non-finite" -- infer $M $W --input "$T/nan.npy" --output "$T/y.npy"
@@ -56,11 +54,11 @@ expect missing_weights "none.safetensors" -- infer $M --weights "$T/none.safeten
 expect truncated_weights "trunc.safetensors" -- infer $M --weights "$T/trunc.safetensors" --input "$T/fx/input.npy" --output "$T/y.npy"
 expect lying_header "lying.safetensors" -- infer $M --weights "$T/lying.safetensors" --input "$T/fx/input.npy" --output "$T/y.npy"
 expect wrong_classes "logits/semantic" -- infer --arch deeplabv3-mnv2 --os 16 --classes 4 $W --input "$T/fx/input.npy" --output "$T/y.npy"
-expect bad_os "--os" -- infer --arch deeplabv3-mnv2 --os 12 --classes 3 $W --input "$T/fx/input.npy" --output "$T/y.npy"
-expect unknown_arch "unknown --arch" -- infer --arch resnet --os 16 --classes 3 $W --input "$T/fx/input.npy" --output "$T/y.npy"
+expect bad_os "--os" -- infer --arch deeplabv3-mnv2 --os 12 --classes 19 $W --input "$T/fx/input.npy" --output "$T/y.npy"
+expect unknown_arch "unknown --arch" -- infer --arch resnet --os 16 --classes 19 $W --input "$T/fx/input.npy" --output "$T/y.npy"
 expect labels_shape "lab_badshape.npy" -- grad $M $W --input "$T/fx/input.npy" --labels "$T/lab_badshape.npy" --output "$T/g.safetensors"
-expect labels_class "label 7" -- grad $M $W --input "$T/fx/input.npy" --labels "$T/lab_badclass.npy" --output "$T/g.safetensors"
-expect bad_subset "--subset" -- grad $M $W --input "$T/fx/input.npy" --labels "$T/fx/labels.npy" --subset 0,9 --output "$T/g.safetensors"
+expect labels_class "label 23" -- grad $M $W --input "$T/fx/input.npy" --labels "$T/lab_badclass.npy" --output "$T/g.safetensors"
+expect bad_subset "--subset" -- grad $M $W --input "$T/fx/input.npy" --labels "$T/fx/labels.npy" --subset 0,19 --output "$T/g.safetensors"
 expect unwritable_output "y.npy" -- infer $M $W --input "$T/fx/input.npy" --output "$T/no/such/dir/y.npy"
 expect unknown_command "unknown command" -- frobnicate
 # no output file may be left behind by a failed run

@@ -9,11 +9,13 @@
 #      order, F16 weights. The seed is printed; rerun a failure with
 #      AMS_PARITY_SEED=<seed>.
 # Tolerances and the error table: tools/ref/compare.py. Runs from CTest with
-# AMS_BIN, AMS_SOURCE_DIR, AMS_BINARY_DIR set.
+# AMS_BIN, AMS_SOURCE_DIR, AMS_BINARY_DIR set (AMS_PYTHON overrides the
+# interpreter, to test this script's own failure paths). About 15 s in a
+# Release build, 35 s with ASan, most of it torch.
 set -u
 : "${AMS_BIN:?AMS_BIN not set}" "${AMS_SOURCE_DIR:?AMS_SOURCE_DIR not set}"
 : "${AMS_BINARY_DIR:?AMS_BINARY_DIR not set}"
-PY=/usr/bin/python3          # Debian's interpreter: it has python3-numpy and python3-torch
+PY=${AMS_PYTHON:-/usr/bin/python3}  # Debian's interpreter: python3-numpy, python3-torch
 REF=$AMS_SOURCE_DIR/tools/ref
 WORK=$AMS_BINARY_DIR/parity
 rm -rf "$WORK"
@@ -34,7 +36,7 @@ fi
 # load_meta DIR: sets m_arch m_os m_classes m_batch m_height m_width m_subset
 # (1,2,3 or empty) from DIR/meta.json
 load_meta() {
-    eval "$($PY - "$1/meta.json" <<'EOF'
+    m_vars=$($PY - "$1/meta.json" <<'EOF'
 import json, sys
 m = json.load(open(sys.argv[1]))
 for k in ('arch', 'os', 'classes', 'batch', 'height', 'width', 'subset'):
@@ -43,7 +45,8 @@ for k in ('arch', 'os', 'classes', 'batch', 'height', 'width', 'subset'):
     assert all(c.isalnum() or c in ',-' for c in v), (k, v)
     print('m_%s=%s' % (k, v))
 EOF
-)" || return 1
+) || return 1
+    eval "$m_vars"
 }
 
 # check NAME DIR: runs ams infer + ams grad on fixture DIR and compares.

@@ -37,4 +37,16 @@ ams_status ams_deeplab_mnv2_build(ams_graph *g, const ams_deeplab_config *cfg, i
  * (for tests and benchmarks; real use loads a checkpoint). */
 void ams_deeplab_mnv2_init_random(ams_params *p, uint64_t seed);
 
+/* DeepLabV3+ with the Xception-65 backbone (TF DeepLab "xception_65", the AMS
+ * teacher): same config, input and output contract as above; decoder at output
+ * stride 4, ASPP rates 6/12/18 (OS 16) or 12/24/36 (OS 8), TF names under
+ * xception_65/..., aspp1..3_{depthwise,pointwise}, decoder/... (41.3 M values).
+ * The PyTorch oracle is tools/ref/deeplab_xception65.py. */
+ams_status ams_deeplab_xception65_declare(ams_params *p, const ams_deeplab_config *cfg,
+                                          ams_err *err);
+ams_status ams_deeplab_xception65_build(ams_graph *g, const ams_deeplab_config *cfg, int n,
+                                        int h, int w, int dropout, int *input, int *logits,
+                                        ams_err *err);
+void ams_deeplab_xception65_init_random(ams_params *p, uint64_t seed);
+
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ams/backend.h"
 #include "ams/safetensors.h"
 
 int cli_fail(const char *cmd, const ams_err *err, const char *hint) {
@@ -67,36 +68,94 @@ int cli_deeplab_flag(const char *cmd, cli_deeplab *m, int argc, char **argv, int
     return 1;
 }
 
+/* The built-in DeepLab architectures of --arch. */
+static const struct {
+    const char *name;
+    ams_status (*declare)(ams_params *, const ams_deeplab_config *, ams_err *);
+    ams_status (*build)(ams_graph *, const ams_deeplab_config *, int, int, int, int, int *,
+                        int *, ams_err *);
+    void (*init_random)(ams_params *, uint64_t);
+} ARCHS[] = {
+    {"deeplabv3-mnv2", ams_deeplab_mnv2_declare, ams_deeplab_mnv2_build,
+     ams_deeplab_mnv2_init_random},
+    {"deeplabv3plus-xception65", ams_deeplab_xception65_declare, ams_deeplab_xception65_build,
+     ams_deeplab_xception65_init_random},
+};
+#define NARCHS (int)(sizeof ARCHS / sizeof ARCHS[0])
+#define ARCH_NAMES "deeplabv3-mnv2, deeplabv3plus-xception65"
+
+static int arch_index(const char *name) {
+    for (int i = 0; name && i < NARCHS; i++)
+        if (!strcmp(name, ARCHS[i].name)) return i;
+    return -1;
+}
+
 int cli_deeplab_params(const char *cmd, const cli_deeplab *m, ams_params **out) {
     ams_err err = {0};
-    if (!m->arch) return cli_usage_error(cmd, "--arch is required (deeplabv3-mnv2)");
-    if (strcmp(m->arch, "deeplabv3-mnv2") != 0)
-        return cli_usage_error(cmd, "unknown --arch '%s' (known: deeplabv3-mnv2)", m->arch);
+    if (!m->arch) return cli_usage_error(cmd, "--arch is required (" ARCH_NAMES ")");
+    int a = arch_index(m->arch);
+    if (a < 0) return cli_usage_error(cmd, "unknown --arch '%s' (known: " ARCH_NAMES ")", m->arch);
     if (m->os != 8 && m->os != 16) return cli_usage_error(cmd, "--os must be 8 or 16");
     if (m->classes < 1) return cli_usage_error(cmd, "--classes is required");
     ams_deeplab_config cfg = {(int)m->classes, (int)m->os};
     ams_params *p = ams_params_new();
     if (!p) return cli_fail(cmd, &(ams_err){AMS_E_NOMEM, "out of memory"}, NULL);
-    if (ams_deeplab_mnv2_declare(p, &cfg, &err) != AMS_OK || ams_params_alloc(p, &err) != AMS_OK)
+    if (ARCHS[a].declare(p, &cfg, &err) != AMS_OK || ams_params_alloc(p, &err) != AMS_OK)
         goto fail;
     if (m->weights) {
         if (ams_params_load_safetensors(p, m->weights, 0, &err) != AMS_OK) goto fail;
     } else {
-        ams_deeplab_mnv2_init_random(p, 1);
+        ARCHS[a].init_random(p, 1);
     }
     *out = p;
     return CLI_OK;
 fail:
     ams_params_free(p);
-    return cli_fail(cmd, &err,
-                    m->weights ? "the weights must hold exactly the tensors of "
-                                 "deeplabv3-mnv2 with --classes and TF DeepLab names "
-                                 "(see 'ams info')"
-                               : NULL);
+    char hint[160];
+    snprintf(hint, sizeof hint, "the weights must hold exactly the tensors of %s with "
+             "--classes and TF DeepLab names (see 'ams info')", m->arch);
+    return cli_fail(cmd, &err, m->weights ? hint : NULL);
+}
+
+ams_status cli_deeplab_build(const cli_deeplab *m, ams_graph *g, const ams_deeplab_config *cfg,
+                             int n, int h, int w, int dropout, int *input, int *logits,
+                             ams_err *err) {
+    int a = arch_index(m->arch);
+    AMS_FAIL_IF(a < 0, err, AMS_E_INVAL, "unknown architecture '%s'", m->arch ? m->arch : "");
+    return ARCHS[a].build(g, cfg, n, h, w, dropout, input, logits, err);
+}
+
+/* Backends made by cli_backend_threads live until exit (freed then, for leak checkers). */
+static const ams_backend *cli_made[8];
+static int cli_nmade;
+
+static void cli_free_backends(void) {
+    for (int i = 0; i < cli_nmade; i++) ams_backend_free(cli_made[i]);
+    cli_nmade = 0;
+}
+
+const ams_backend *cli_backend_threads(const char *cmd, const char *name, long threads) {
+    ams_err err = {0};
+    if (name && strcmp(name, "ref") != 0 && strcmp(name, "cpu") != 0) {
+        cli_usage_error(cmd, "unknown --backend '%s' (known: %s)", name, AMS_BACKEND_NAMES);
+        return NULL;
+    }
+    if (cli_nmade == (int)(sizeof cli_made / sizeof cli_made[0])) {
+        cli_fail(cmd, &(ams_err){AMS_E_INTERNAL, "too many backends"}, NULL);
+        return NULL;
+    }
+    const ams_backend *be = ams_backend_by_name(name, (int)threads, &err);
+    if (!be) {
+        cli_fail(cmd, &err, NULL);
+        return NULL;
+    }
+    if (be != ams_backend_ref()) {
+        if (cli_nmade == 0) atexit(cli_free_backends);
+        cli_made[cli_nmade++] = be;
+    }
+    return be;
 }
 
 const ams_backend *cli_backend(const char *cmd, const char *name) {
-    if (!name || !strcmp(name, "ref")) return ams_backend_ref();
-    cli_usage_error(cmd, "unknown --backend '%s' (known: ref)", name);
-    return NULL;
+    return cli_backend_threads(cmd, name, 0);
 }

@@ -12,7 +12,7 @@
 
 static const char *const HELP =
     "usage: ams bench --arch deeplabv3-mnv2 --os {8,16} --classes C --batch B --height H\n"
-    "                 --width W --mode infer|train [--reps N] [--threads N] [--backend ref]\n"
+    "                 --width W --mode infer|train [--reps N] [--threads N] [--backend ref|cpu]\n"
     "                 [--weights W.safetensors]\n"
     "  Random inputs (and weights unless --weights); one warm-up, then N timed repetitions.\n"
     "  train = forward + softmax cross-entropy + backward + one Adam step, BatchNorm frozen.\n"
@@ -56,7 +56,7 @@ int ams_cmd_bench(int argc, char **argv) {
     if (!mode || (strcmp(mode, "infer") && strcmp(mode, "train")))
         return cli_usage_error(cmd, "--mode infer|train is required");
     if (!height || !width) return cli_usage_error(cmd, "--height and --width are required");
-    const ams_backend *be = cli_backend(cmd, m.backend);
+    const ams_backend *be = cli_backend_threads(cmd, m.backend, m.threads);
     if (!be) return CLI_USAGE;
     int train = !strcmp(mode, "train");
 
@@ -85,7 +85,7 @@ int ams_cmd_bench(int argc, char **argv) {
     /* Adam updates trainable tensors only */
     for (int i = 0; i < p->count; i++)
         memset(mask + p->info[i].offset, p->info[i].trainable, (size_t)p->info[i].numel);
-    if (ams_deeplab_mnv2_build(g, &cfg, n, h, w, train, &xin, &logits, &err) != AMS_OK) goto fail;
+    if (cli_deeplab_build(&m, g, &cfg, n, h, w, train, &xin, &logits, &err) != AMS_OK) goto fail;
     if (train) {
         lin = ams_graph_labels(g, "labels", n, h, w);
         loss = ams_graph_softmax_ce(g, logits, lin, NULL, 0);
@@ -113,11 +113,11 @@ int ams_cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     printf("%s: %.2f ms/image (min %.2f, max %.2f), %.1f images/s, %.1f GFLOP/s\n", mode, med,
            ms[0] / n, ms[reps - 1] / n, 1e3 / med, gflop / (med / 1e3));
-    printf("{\"mode\":\"%s\",\"arch\":\"deeplabv3-mnv2\",\"os\":%ld,\"classes\":%ld,\"batch\":%d,"
+    printf("{\"mode\":\"%s\",\"arch\":\"%s\",\"os\":%ld,\"classes\":%ld,\"batch\":%d,"
            "\"height\":%d,\"width\":%d,\"backend\":\"%s\",\"threads\":%ld,\"reps\":%ld,"
            "\"ms_per_image\":%.4f,\"ms_min\":%.4f,\"ms_max\":%.4f,\"images_per_s\":%.3f,"
            "\"gflop_per_image\":%.4f,\"gflops\":%.3f,\"peak_rss_mb\":%.1f,\"arena_mb\":%.1f}\n",
-           mode, m.os, m.classes, n, h, w, be->name, m.threads ? m.threads : 1, reps, med,
+           mode, m.arch, m.os, m.classes, n, h, w, be->name, (long)ams_backend_threads(be), reps, med,
            ms[0] / n, ms[reps - 1] / n, 1e3 / med, gflop, gflop / (med / 1e3),
            ru.ru_maxrss / 1024.0, ams_graph_arena_bytes(g) / 1048576.0);
     rc = CLI_OK;

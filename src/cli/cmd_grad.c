@@ -11,7 +11,7 @@
 static const char *const HELP =
     "usage: ams grad --arch deeplabv3-mnv2 --os {8,16} --classes C --weights W.safetensors\n"
     "                --input X.npy --labels L.npy --output G.safetensors\n"
-    "                [--subset c1,c2,...] [--threads N] [--backend ref]\n"
+    "                [--subset c1,c2,...] [--threads N] [--backend ref|cpu]\n"
     "  X: float32 [N,H,W,3] raw RGB 0..255; L: uint8 [N,H,W] class ids, 255 = ignore.\n"
     "  BatchNorm frozen (moving statistics), dropout off. Loss = mean softmax cross-entropy\n"
     "  over pixels whose label != 255 (with --subset: softmax over those classes only, and\n"
@@ -59,7 +59,7 @@ int ams_cmd_grad(int argc, char **argv) {
     if (!input || !labels || !output)
         return cli_usage_error(cmd, "--input, --labels and --output are required");
     if (!m.weights) return cli_usage_error(cmd, "--weights is required");
-    const ams_backend *be = cli_backend(cmd, m.backend);
+    const ams_backend *be = cli_backend_threads(cmd, m.backend, m.threads);
     if (!be) return CLI_USAGE;
     int classes[256], nsub = 0;
     if (subset) {
@@ -99,7 +99,7 @@ int ams_cmd_grad(int argc, char **argv) {
     int xin, logits;
     double t0 = cli_now();
     g = ams_graph_new(p);
-    if (!g || ams_deeplab_mnv2_build(g, &cfg, n, h, w, 0, &xin, &logits, &err) != AMS_OK)
+    if (!g || cli_deeplab_build(&m, g, &cfg, n, h, w, 0, &xin, &logits, &err) != AMS_OK)
         goto fail;
     int lin = ams_graph_labels(g, "labels", n, h, w);
     int loss = ams_graph_softmax_ce(g, logits, lin, nsub ? classes : NULL, nsub);

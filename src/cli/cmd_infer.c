@@ -8,7 +8,7 @@
 
 static const char *const HELP =
     "usage: ams infer --arch deeplabv3-mnv2 --os {8,16} --classes C --weights W.safetensors\n"
-    "                 --input X.npy --output Y.npy [--threads N] [--backend ref]\n"
+    "                 --input X.npy --output Y.npy [--threads N] [--backend ref|cpu]\n"
     "  X: float32 [N,H,W,3], raw RGB 0..255, any H and W.\n"
     "  Y: float32 [N,H,W,C] logits, bilinearly upsampled (align_corners) to H,W.\n"
     "   or: ams infer --model MODEL --input X.npy --output Y.npy [--output-name NAME]\n"
@@ -54,7 +54,7 @@ int ams_cmd_infer(int argc, char **argv) {
     }
     if (!input || !output) return cli_usage_error(cmd, "--input and --output are required");
     if (!m.weights) return cli_usage_error(cmd, "--weights is required");
-    const ams_backend *be = cli_backend(cmd, m.backend);
+    const ams_backend *be = cli_backend_threads(cmd, m.backend, m.threads);
     if (!be) return CLI_USAGE;
 
     ams_params *p = NULL;
@@ -70,7 +70,7 @@ int ams_cmd_infer(int argc, char **argv) {
     int xin, logits;
     double t0 = cli_now();
     g = ams_graph_new(p);
-    if (!g || ams_deeplab_mnv2_build(g, &cfg, n, h, w, 0, &xin, &logits, &err) != AMS_OK ||
+    if (!g || cli_deeplab_build(&m, g, &cfg, n, h, w, 0, &xin, &logits, &err) != AMS_OK ||
         ams_graph_plan(g, AMS_PLAN_INFER, &err) != AMS_OK)
         goto fail;
     if (ams_graph_set_input(g, xin, x->data, &err) != AMS_OK) {

@@ -7,59 +7,26 @@
 #include "ams/npy.h"
 #include "ams/tfjs.h"
 #include "cli/cli_common.h"
+#include "cli/cli_model.h"
 #include "cli/commands.h"
 
 static const char *const HELP =
     "usage: ams infer --model M --input X.npy --output Y.npy [--output-name NAME]\n"
-    "                 [--feed NAME=VALUE ...] [--threads N] [--backend ref]\n"
+    "                 [--feed NAME=VALUE ...] [--threads N] [--backend ref|cpu]\n"
     "  M: a TF.js model.json, or a model name from tools/fetch-models (selfie, rvm).\n"
     "  X: float32 [N,H,W,C] fed to the graph's image input as is (selfie, rvm: RGB/255).\n"
     "  Y: the named output (node name such as Identity_1, or signature key such as pha),\n"
     "     else the model's default output (selfie: the person probability; rvm: pha).\n"
-    "  --feed: a scalar input (rvm: r1i=0 ... r4i=0, downsample_ratio=1; the defaults).\n";
-
-#define MAX_FEEDS 32
-
-/* What a named model brings with it: file, default output and scalar inputs. */
-typedef struct named_model {
-    const char *name;
-    const char *file;           /* under the models cache */
-    const char *output;         /* default output, or NULL for the first */
-    const char *feeds;          /* default feeds, "name=value,..." */
-} named_model;
-
-static const named_model NAMED[] = {
-    {"selfie", "selfie.json", NULL, ""},
-    /* downsample_ratio=1 skips RVM's guided-filter refiner (it needs an elementwise
-     * divide of two tensors, which the engine does not have yet) */
-    {"rvm", "rvm.json", "pha", "r1i=0,r2i=0,r3i=0,r4i=0,downsample_ratio=1"},
-};
-
-static const named_model *find_named(const char *m) {
-    for (size_t i = 0; i < sizeof NAMED / sizeof NAMED[0]; i++)
-        if (!strcmp(NAMED[i].name, m)) return &NAMED[i];
-    return NULL;
-}
-
-/* Parses "NAME=VALUE" into f; 0 on a malformed feed. */
-static int parse_feed(char *s, ams_tfjs_feed *f) {
-    char *eq = strchr(s, '=');
-    if (!eq || eq == s || !eq[1]) return 0;
-    *eq = 0;
-    char *end;
-    f->name = s;
-    f->value = strtof(eq + 1, &end);
-    return *end == 0;
-}
+    "  --feed: a scalar input (rvm: r1i=0 ... r4i=0, downsample_ratio=1; the defaults;\n"
+    "          downsample_ratio=0.5 for frames of 384x288 and larger).\n";
 
 int ams_cmd_infer_model(int argc, char **argv) {
     const char *cmd = "infer";
     const char *model = NULL, *input = NULL, *output = NULL, *out_name = NULL;
-    const char *backend = "ref";
-    ams_tfjs_feed feeds[MAX_FEEDS];
-    char *feed_text[MAX_FEEDS];
-    int nfeeds = 0, nuser = 0;
-    long threads = 1, reps = 1;
+    const char *backend = "cpu";
+    char *feed_text[CLI_MAX_FEEDS];
+    int nuser = 0;
+    long threads = 0, reps = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -80,7 +47,7 @@ int ams_cmd_infer_model(int argc, char **argv) {
             if (!cli_int(v, 1, 10000, &reps))
                 return cli_usage_error(cmd, "--reps needs a number in 1..10000, got '%s'", v);
         } else if (!strcmp(a, "--feed")) {
-            if (nuser >= MAX_FEEDS) return cli_usage_error(cmd, "more than %d --feed", MAX_FEEDS);
+            if (nuser >= CLI_MAX_FEEDS) return cli_usage_error(cmd, "more than %d --feed", CLI_MAX_FEEDS);
             feed_text[nuser++] = (char *)v;
         } else {
             return cli_usage_error(cmd, "unknown option '%s'", a);
@@ -88,49 +55,23 @@ int ams_cmd_infer_model(int argc, char **argv) {
     }
     if (!model || !input || !output)
         return cli_usage_error(cmd, "--model, --input and --output are required");
-    const ams_backend *be = cli_backend(cmd, backend);
+    const ams_backend *be = cli_backend_threads(cmd, backend, threads);
     if (!be) return CLI_USAGE;
-    (void)threads; /* the reference backend is single-threaded */
 
     ams_err err = {0};
-    char path[4096], defaults[256];
-    const named_model *nm = find_named(model);
-    if (nm) {
-        const char *root = getenv("AMS_CACHE");
-        const char *home = getenv("HOME");
-        if (root && root[0]) snprintf(path, sizeof path, "%s/models/%s", root, nm->file);
-        else snprintf(path, sizeof path, "%s/.cache/ams/models/%s", home ? home : "/tmp", nm->file);
-        FILE *f = fopen(path, "rb");
-        if (!f) {
-            ams_err_set(&err, AMS_E_NOTFOUND, "model '%s' is not in the cache (%s)", model, path);
-            return cli_fail(cmd, &err, "run tools/fetch-models first");
-        }
-        fclose(f);
-        if (!out_name) out_name = nm->output;
-        /* defaults first; a user feed of the same name replaces it below */
-        snprintf(defaults, sizeof defaults, "%s", nm->feeds);
-        for (char *tok = strtok(defaults, ","); tok && nfeeds < MAX_FEEDS; tok = strtok(NULL, ","))
-            if (parse_feed(tok, &feeds[nfeeds])) nfeeds++;
-    } else {
-        snprintf(path, sizeof path, "%s", model);
-    }
-    for (int i = 0; i < nuser; i++) {
-        ams_tfjs_feed f;
-        if (!parse_feed(feed_text[i], &f))
-            return cli_usage_error(cmd, "--feed needs NAME=VALUE, got '%s'", feed_text[i]);
-        int k = 0;
-        while (k < nfeeds && strcmp(feeds[k].name, f.name)) k++;
-        if (k == nfeeds) {
-            if (nfeeds >= MAX_FEEDS) return cli_usage_error(cmd, "too many feeds");
-            nfeeds++;
-        }
-        feeds[k] = f;
-    }
+    cli_model cm; /* a fetch-cache name (with its default output and feeds) or a path */
+    int rc = cli_model_resolve(cmd, model, &cm);
+    if (rc != CLI_OK) return rc;
+    if (!out_name) out_name = cm.output;
+    for (int i = 0; i < nuser; i++)
+        if ((rc = cli_model_feed(cmd, &cm, feed_text[i])) != CLI_OK) return rc;
+    const char *path = cm.path;
+    ams_tfjs_feed *feeds = cm.feeds;
+    int nfeeds = cm.nfeeds;
 
     ams_tfjs_model *m = NULL;
     ams_tensor *x = NULL, *y = NULL;
     ams_graph *g = NULL;
-    int rc;
     double t0 = cli_now();
     if (ams_tfjs_load(path, &m, &err) != AMS_OK) return cli_fail(cmd, &err, NULL);
     if (ams_npy_read(input, &x, &err) != AMS_OK) goto fail;

@@ -17,5 +17,8 @@ int ams_cmd_info(int argc, char **argv);
 int ams_cmd_bench(int argc, char **argv);
 int ams_cmd_encode(int argc, char **argv);
 int ams_cmd_overlay(int argc, char **argv);
+int ams_cmd_label(int argc, char **argv);
+int ams_cmd_sim(int argc, char **argv);
+int ams_cmd_segment(int argc, char **argv);
 
 #endif

@@ -12,6 +12,9 @@ static const ams_command commands[] = {
     {"bench", "time inference or a training step; JSON on the last line", ams_cmd_bench},
     {"encode", "sample a video and encode it as the H.264 uplink does; JSON last line", ams_cmd_encode},
     {"overlay", "an mp4 (and a PNG) of label masks blended over a video", ams_cmd_overlay},
+    {"label", "run a teacher over a video into a resumable label file", ams_cmd_label},
+    {"sim", "emulate AMS on a video and teacher labels against link budgets; report", ams_cmd_sim},
+    {"segment", "people masks of an image or video with a model: PNG or mp4", ams_cmd_segment},
 };
 
 static void usage(FILE *f) {

@@ -318,7 +318,7 @@ static ams_status tensor_binary(builder *b, const tfjs_node *n, binop op) {
         case BIN_MUL: return set_tensor(b, n, 0, ams_graph_affine(g, x, (float)s, 0.0f));
         case BIN_DIV:
             if (!swapped) return set_tensor(b, n, 0, ams_graph_affine(g, x, (float)(1.0 / s), 0.0f));
-            return bad(b, n, "a constant divided by a tensor needs a reciprocal op");
+            break; /* s / x: a broadcasting divide below */
         case BIN_MAX: /* max(x, s) = relu(x - s) + s */
             return set_tensor(b, n, 0,
                               ams_graph_affine(g, ams_graph_relu(g, ams_graph_affine(g, x, 1.0f, (float)-s)),
@@ -352,7 +352,8 @@ static ams_status tensor_binary(builder *b, const tfjs_node *n, binop op) {
             int rn = host_node(b, &r);
             return set_tensor(b, n, 0, ams_graph_mul(g, x, rn));
         }
-        return bad(b, n, "division by a tensor needs an elementwise divide/reciprocal op");
+        /* RealDiv/Div of float tensors (RVM's guided filter): a / b, TF input order */
+        return set_tensor(b, n, 0, swapped ? ams_graph_div(g, y, x) : ams_graph_div(g, x, y));
     default: return bad(b, n, "this elementwise op on two tensors has no engine mapping");
     }
 }

@@ -334,7 +334,8 @@ def self_check(r32, r64):
 
 
 def unfit(sc):
-    """What the float32 oracle gets too close to a tolerance on (a list)."""
+    """What the float32 oracle gets too close to a tolerance on, or a ReLU input
+    left too close to its kink (a list; empty when the case is fit)."""
     bad = []
     if not sc['logits'] <= SELF_MARGIN * TOL_LOGITS:
         bad.append('logits')
@@ -342,6 +343,8 @@ def unfit(sc):
         bad.append('loss')
     if not sc['grad_worst'] <= SELF_MARGIN * TOL_GRAD:
         bad.append('gradients')
+    if not sc['kink_margin'] >= 0.5 * KINK_MARGIN:
+        bad.append('the kink margin (%.1e)' % sc['kink_margin'])
     return bad
 
 

@@ -1,8 +1,9 @@
 // npy_tool.js - .npy helpers for tests/parity_tfjs.sh, so the test needs no Python:
 //   node npy_tool.js rgb2npy RAW.rgb W H OUT.npy     raw RGB24 -> float32 [1,H,W,3] RGB/255
 //   node npy_tool.js synth W H OUT.npy               a synthetic frame (sky, ground, a figure)
-//   node npy_tool.js diff A.npy B.npy TOL            prints max/mean abs error; exit 1 if > TOL
-//                                                    or the shapes differ
+//   node npy_tool.js diff A.npy B.npy TOL [MINMAX]   prints max/mean abs error; exit 1 if > TOL,
+//                                                    the shapes differ, or B's largest value is
+//                                                    below MINMAX (a vacuous all-zero output)
 'use strict';
 const fs = require('fs');
 const { readNpy, writeNpy } = require('./npy');
@@ -33,21 +34,26 @@ try {
       }
     }
     writeNpy(a[2], [1, h, w, 3], d);
-  } else if (cmd === 'diff' && a.length === 3) {
+  } else if (cmd === 'diff' && (a.length === 3 || a.length === 4)) {
     const x = readNpy(a[0]), y = readNpy(a[1]), tol = Number(a[2]);
     if (x.shape.join(',') !== y.shape.join(',')) die('shapes differ: [' + x.shape + '] vs [' + y.shape + ']');
-    let max = 0, sum = 0;
+    let max = 0, sum = 0, bmax = -Infinity, above = 0;
     for (let i = 0; i < x.data.length; i++) {
+      if (y.data[i] > bmax) bmax = y.data[i];
+      if (y.data[i] > 0.5) above++;
       const e = Math.abs(x.data[i] - y.data[i]);
       if (!(e <= max)) max = Number.isNaN(e) ? Infinity : e;
       sum += e;
     }
     const mean = x.data.length ? sum / x.data.length : 0;
     process.stdout.write('max_abs_err ' + max.toExponential(3) + ' mean_abs_err ' + mean.toExponential(3) +
-                         ' shape [' + x.shape + '] tol ' + tol + '\n');
-    process.exit(max <= tol ? 0 : 1);
+                         ' shape [' + x.shape + '] tol ' + tol + ' ref_max ' + bmax.toFixed(4) +
+                         ' ref_above_half ' + above + '\n');
+    const minmax = a.length === 4 ? Number(a[3]) : -Infinity;
+    if (!(bmax >= minmax)) process.stdout.write('reference output is vacuous: max ' + bmax + ' < ' + minmax + '\n');
+    process.exit(max <= tol && bmax >= minmax ? 0 : 1);
   } else {
-    die('usage: rgb2npy RAW W H OUT | synth W H OUT | diff A B TOL');
+    die('usage: rgb2npy RAW W H OUT | synth W H OUT | diff A B TOL [MINMAX]');
   }
 } catch (e) {
   die(String(e.message || e));

@@ -1,0 +1,166 @@
+/* sim.h - the AMS emulator: replays a recorded video and its teacher labels against uplink
+ * and downlink budgets on a simulated clock, with the real sampler, H.264 uplink, horizon,
+ * trainer and update codec, and measures the student's mIoU over time.
+ *
+ *     ams_sim_config c;
+ *     ams_sim_config_default(&c);                  // ams mode, coord 5 %, short-video timing
+ *     ams_sim_student edge = {edge_params, build_infer, ctx}, server = {...};
+ *     ams_sim_result *res = NULL;
+ *     ams_sim_run(&c, "vtest.avi", labels, &edge, &server, progress, NULL, &res, &err);
+ *     ams_sim_write(res, "out/", &err);            // metrics.jsonl, summary.json, report.html
+ *     ams_sim_result_free(res);
+ *
+ * The clock. The timeline is the label store's frames (the teacher labelled them on the
+ * original video; the video frame shown at each label's pts is read and scaled to the student
+ * size). At each frame time t, in this order:
+ *   1. events due by t happen: an upload reaches the server (its frames, decoded from H.264,
+ *      enter the horizon with their teacher labels); a training phase is due (schedule.h ATR)
+ *      and the server is idle -> it trains now on what it holds; an update reaches the edge
+ *      (verified and applied, model version + 1);
+ *   2. the frame is evaluated (at most eval_fps frames per second) with the edge's weights;
+ *   3. at the end of each send period the frames sampled by ASR are H.264-encoded at the uplink
+ *      budget and leave; they arrive after bits / uplink budget seconds (the link is serial).
+ * A training phase started at s is ready at s + C (C = its measured compute seconds, or
+ * compute_s when >= 0: deterministic); its update leaves when the downlink is free and arrives
+ * after bytes * 8 / downlink budget seconds. Nothing is instant unless a budget is 0 (unlimited).
+ * Modes: pretrained (no uploads, no training), one-time (uploads until one_time_s, one phase at
+ * one_time_s, then nothing), ams (all of the above), jit (JITNet-like: after every upload,
+ * train the whole model from the edge's weights, no restore, jit_iters steps on the newest
+ * upload only, then send).
+ * Determinism: with compute_s >= 0 a run is a pure function of its inputs and seed.
+ */
+#ifndef AMS_SIM_H
+#define AMS_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ams/label_store.h"
+#include "ams/trainer.h"
+
+typedef enum {
+    AMS_SIM_PRETRAINED = 0,
+    AMS_SIM_ONE_TIME = 1,
+    AMS_SIM_AMS = 2,
+    AMS_SIM_JIT = 3,
+} ams_sim_mode;
+
+const char *ams_sim_mode_name(ams_sim_mode m);
+ams_status ams_sim_mode_parse(const char *s, ams_sim_mode *out, ams_err *err);
+
+typedef struct ams_sim_config {
+    ams_sim_mode mode;
+    int width, height;        /* student input (and horizon) size */
+    double uplink_kbps;       /* 0 = unlimited: frames lossless, arrive at once */
+    double downlink_kbps;     /* 0 = unlimited */
+    double send_period;       /* s between uploads */
+    double train_period;      /* s between training phases (ATR base) */
+    double first_train;       /* s: the first phase (< 0: train_period) */
+    double memory_len;        /* s of horizon */
+    double eval_fps;          /* student evaluations per second of video (<= label fps) */
+    double one_time_s;        /* one-time: train once at this time */
+    double max_seconds;       /* only the first S seconds of the labels (<= 0: all) */
+    double compute_s;         /* >= 0: simulated seconds per phase; < 0: the measured time */
+    int asr;                  /* adaptive sampling rate */
+    int atr;                  /* adaptive training rate */
+    double start_rate;        /* initial sampling rate, frames/s (ASR bounds 0.1..1) */
+    float threshold;          /* binary students: person where logit > threshold (0) */
+    int jit_iters;            /* jit: steps per upload */
+    ams_trainer_opts train;   /* K, batch, lr, strategy, fraction, restore, seed, codec */
+} ams_sim_config;
+
+/* Defaults for short videos (vtest.avi is 79.5 s at 10 fps): ams mode, 256x192, 150/150 Kbps,
+ * send and train period 10 s, first train 10 s, memory 60 s, eval 2 fps, one-time at 20 s,
+ * measured compute, ASR + ATR on, K 20, batch 8, coord 5 %, input scale 1/255. */
+void ams_sim_config_default(ams_sim_config *c);
+
+/* A student instance: params, and a callback that adds its inference graph for one frame
+ * (image input, output = logits (1,h,w,C): C == 1 binary via threshold, else argmax). The
+ * edge's and the server's instances must have separate params with the same layout. */
+typedef ams_status (*ams_sim_infer_fn)(void *ctx, ams_graph *g, int h, int w, int *image,
+                                       int *logits, ams_err *err);
+typedef struct ams_sim_student {
+    ams_params *params;
+    ams_sim_infer_fn build_infer;   /* edge */
+    ams_trainer_build_fn build_train; /* server */
+    void *ctx;
+} ams_sim_student;
+
+/* The TF.js builders: inference on the pre-sigmoid logit of the first output. */
+ams_status ams_sim_tfjs_infer(void *ctx, ams_graph *g, int h, int w, int *image, int *logits,
+                              ams_err *err);
+
+/* One second of the run. */
+typedef struct ams_sim_second {
+    int second;          /* [second, second + 1) */
+    int frames;          /* evaluated frames */
+    double miou;         /* mean per-frame mIoU of the evaluated frames (NaN: none) */
+    double rate;         /* sampling rate at the end of the second (frames/s) */
+    uint64_t up_bits;    /* uplink bits that left in this second */
+    uint64_t down_bits;  /* downlink bits of updates that arrived in this second */
+    int version;         /* model version on the edge at the end of the second */
+} ams_sim_second;
+
+/* One training phase. */
+typedef struct ams_sim_phase {
+    double start, ready, arrive; /* s: started, update ready, applied on the edge */
+    double compute_s;            /* simulated compute (measured or fixed) */
+    double measured_s;           /* wall seconds it really took */
+    size_t horizon;              /* frames trained on */
+    size_t selected, changed;
+    size_t bytes, ref_bytes;     /* our codec, the reference format */
+    double loss_first, loss_last;
+} ams_sim_phase;
+
+typedef struct ams_sim_result {
+    ams_sim_config config;
+    char video[512];
+    double duration;             /* seconds simulated */
+    double miou;                 /* mean per-frame mIoU over evaluated frames, 0..1 */
+    double miou_after;           /* the same over frames at t >= first_train */
+    double person_iou;           /* binary: IoU of class 1, pooled over evaluated frames */
+    double pixel_accuracy;       /* pooled */
+    int eval_frames;
+    double uplink_kbps, downlink_kbps; /* measured over the duration */
+    uint64_t up_bits, down_bits;
+    int uploads, uploaded_frames;
+    int updates;                 /* applied on the edge */
+    int rejected;                /* updates the edge refused (never, unless a bug) */
+    double server_compute_s;     /* sum of simulated phase compute */
+    double wall_s;               /* the run's own wall time */
+    size_t codec_bytes, ref_bytes; /* summed over updates */
+    ams_sim_second *seconds;
+    int nseconds;
+    ams_sim_phase *phases;
+    int nphases;
+} ams_sim_result;
+
+/* Progress: t of duration seconds simulated; what = "eval", "train", ... */
+typedef void (*ams_sim_progress_fn)(void *ctx, double t, double duration, const char *what);
+
+/* Runs the emulator. labels: the teacher labels (any size; nearest-resized with video.h's
+ * fill + centre-crop rule to width x height; classes 0..C-1, 255 ignored). The edge's params
+ * are written (updates applied); the server's params end with its last trained weights.
+ * @return AMS_OK and *out (ams_sim_result_free), or the first error. */
+ams_status ams_sim_run(const ams_sim_config *c, const char *video, ams_label_reader *labels,
+                       ams_sim_student *edge, ams_sim_student *server,
+                       ams_sim_progress_fn progress, void *progress_ctx, ams_sim_result **out,
+                       ams_err *err);
+void ams_sim_result_free(ams_sim_result *r);
+
+/* Writes dir/metrics.jsonl, dir/summary.json and dir/report.html (dir must exist). */
+ams_status ams_sim_write(const ams_sim_result *r, const char *dir, ams_err *err);
+/* Writes one summary.json (a list) and report.html comparing n runs into dir. */
+ams_status ams_sim_write_compare(const ams_sim_result *const *r, int n, const char *dir,
+                                 ams_err *err);
+
+/* Teacher labels for a video: runs a TF.js teacher whose first output is a probability or
+ * alpha (RVM: pha; person = value > 0.5) at width x height on the frames shown at 0, 1/fps,
+ * ... (max_seconds <= 0: all), appending them to the label store at path (resumes).
+ * feeds: the teacher's scalar inputs. */
+ams_status ams_sim_make_labels(const ams_tfjs_model *teacher, const ams_tfjs_feed *feeds,
+                               int nfeeds, const char *video, double fps, int width, int height,
+                               double max_seconds, const char *path,
+                               ams_sim_progress_fn progress, void *progress_ctx, ams_err *err);
+
+#endif

@@ -1,0 +1,269 @@
+/* trainer.c - one AMS training phase: restore, choose the mask, K masked Adam steps on horizon
+ * batches, encode the update (see trainer.h). */
+#include "ams/trainer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ams/optim.h"
+#include "ams/rng.h"
+
+#define MAX_SHAPES 4 /* graphs kept, one per batch size */
+
+typedef struct shape_graph {
+    int n;
+    ams_graph *g;
+    int image, labels, loss;
+} shape_graph;
+
+struct ams_trainer {
+    ams_params *params;
+    ams_params *pretrained;
+    ams_trainer_build_fn build;
+    void *ctx;
+    int h, w;
+    shape_graph graphs[MAX_SHAPES];
+    int ngraphs;
+    ams_adam *adam;
+    float adam_lr;
+    uint8_t *mask;
+    int have_mask;
+    int phase;
+    float *x;      /* batch frames */
+    uint8_t *y;    /* batch labels */
+    int xcap;      /* frames the buffers hold */
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void ams_trainer_opts_default(ams_trainer_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->iters = 20;
+    o->batch = 8;
+    o->lr = 1e-3f;
+    o->strategy = AMS_STRATEGY_COORD;
+    o->fraction = 0.05;
+    o->restore = 1;
+    o->seed = 1;
+    o->input_scale = 1.0f;
+    o->be = NULL;
+    ams_update_opts_default(&o->codec);
+}
+
+ams_status ams_trainer_new(ams_trainer **out, ams_params *params, ams_trainer_build_fn build,
+                           void *ctx, int h, int w, ams_err *err) {
+    *out = NULL;
+    AMS_FAIL_IF(!params || !build || !params->values, err, AMS_E_INVAL,
+                "trainer: needs allocated params and a build callback");
+    AMS_FAIL_IF(h < 1 || w < 1 || h > 16384 || w > 16384, err, AMS_E_INVAL,
+                "trainer: bad frame size %dx%d", w, h);
+    ams_trainer *t = calloc(1, sizeof *t);
+    AMS_FAIL_IF(!t, err, AMS_E_NOMEM, "trainer: out of memory");
+    t->params = params;
+    t->build = build;
+    t->ctx = ctx;
+    t->h = h;
+    t->w = w;
+    t->pretrained = ams_params_clone(params, err);
+    t->mask = malloc(params->total ? params->total : 1);
+    if (!t->pretrained || !t->mask) {
+        int no_mask = !t->mask;
+        ams_trainer_free(t);
+        if (no_mask) AMS_FAIL(err, AMS_E_NOMEM, "trainer: out of memory");
+        return err ? err->code : AMS_E_NOMEM;
+    }
+    *out = t;
+    return AMS_OK;
+}
+
+void ams_trainer_free(ams_trainer *t) {
+    if (!t) return;
+    for (int i = 0; i < t->ngraphs; i++) ams_graph_free(t->graphs[i].g);
+    ams_params_free(t->pretrained);
+    ams_adam_free(t->adam);
+    free(t->mask);
+    free(t->x);
+    free(t->y);
+    free(t);
+}
+
+const ams_params *ams_trainer_pretrained(const ams_trainer *t) { return t->pretrained; }
+
+const uint8_t *ams_trainer_mask(const ams_trainer *t) { return t->have_mask ? t->mask : NULL; }
+
+/* The planned graph for batch n, built on first use. */
+static ams_status graph_for(ams_trainer *t, int n, shape_graph **out, ams_err *err) {
+    for (int i = 0; i < t->ngraphs; i++)
+        if (t->graphs[i].n == n) {
+            *out = &t->graphs[i];
+            return AMS_OK;
+        }
+    if (t->ngraphs == MAX_SHAPES) { /* evict the oldest shape */
+        ams_graph_free(t->graphs[0].g);
+        memmove(&t->graphs[0], &t->graphs[1], (MAX_SHAPES - 1) * sizeof t->graphs[0]);
+        t->ngraphs--;
+    }
+    shape_graph sg = {.n = n};
+    sg.g = ams_graph_new(t->params);
+    AMS_FAIL_IF(!sg.g, err, AMS_E_NOMEM, "trainer: out of memory");
+    ams_status s = t->build(t->ctx, sg.g, n, t->h, t->w, &sg.image, &sg.labels, &sg.loss, err);
+    if (s == AMS_OK) s = ams_graph_error(sg.g, err);
+    if (s == AMS_OK) s = ams_graph_plan(sg.g, AMS_PLAN_TRAIN, err);
+    if (s != AMS_OK) {
+        ams_graph_free(sg.g);
+        ams_err_prefix(err, "trainer graph for batch %d", n);
+        return s;
+    }
+    t->graphs[t->ngraphs] = sg;
+    *out = &t->graphs[t->ngraphs++];
+    return AMS_OK;
+}
+
+/* Draws a batch, runs forward + backward; grads hold d loss / d p of this batch. */
+static ams_status batch_grad(ams_trainer *t, shape_graph *sg, const ams_horizon *h,
+                             const ams_trainer_opts *o, ams_rng *rng, double *loss,
+                             ams_err *err) {
+    const ams_backend *be = o->be ? o->be : ams_backend_ref();
+    size_t per = (size_t)t->h * (size_t)t->w;
+    AMS_TRY(ams_horizon_batch(h, rng, o->batch, t->x, t->y, NULL, err));
+    if (o->input_scale != 1.0f) {
+        size_t nx = per * 3 * (size_t)o->batch;
+        for (size_t i = 0; i < nx; i++) t->x[i] *= o->input_scale;
+    }
+    AMS_TRY(ams_graph_set_input(sg->g, sg->image, t->x, err));
+    AMS_TRY(ams_graph_set_labels(sg->g, sg->labels, t->y, err));
+    AMS_TRY(ams_graph_forward(sg->g, be, err));
+    *loss = ams_graph_value(sg->g, sg->loss)[0];
+    ams_params_zero_grads(t->params);
+    return ams_graph_backward(sg->g, be, sg->loss, err);
+}
+
+ams_status ams_trainer_phase(ams_trainer *t, const ams_horizon *h, const ams_trainer_opts *o,
+                             ams_trainer_result *res, ams_err *err) {
+    double t0 = now_s();
+    memset(res, 0, sizeof *res);
+    AMS_FAIL_IF(o->iters < 1 || o->iters > 1000000 || o->batch < 1 || o->batch > 4096, err,
+                AMS_E_INVAL, "trainer: iterations (%d) and batch (%d) must be >= 1", o->iters,
+                o->batch);
+    AMS_FAIL_IF(!(o->lr > 0) || !isfinite(o->lr), err, AMS_E_INVAL, "trainer: bad lr");
+    AMS_FAIL_IF(o->strategy != AMS_STRATEGY_FULL && !(o->fraction > 0 && o->fraction <= 1), err,
+                AMS_E_INVAL, "trainer: fraction must be in (0, 1], got %g", o->fraction);
+    AMS_FAIL_IF(!h || ams_horizon_count(h) == 0, err, AMS_E_INVAL,
+                "trainer: the horizon holds no labelled frame");
+    if (o->batch > t->xcap) {
+        size_t per = (size_t)t->h * (size_t)t->w, nx, ny;
+        AMS_FAIL_IF(!ams_size_mul_ok(per, 3 * (size_t)o->batch, &nx) ||
+                        !ams_size_mul_ok(nx, sizeof(float), &nx) ||
+                        !ams_size_mul_ok(per, (size_t)o->batch, &ny),
+                    err, AMS_E_NOMEM, "trainer: batch too large");
+        float *x = realloc(t->x, nx);
+        if (x) t->x = x;
+        uint8_t *y = realloc(t->y, ny);
+        if (y) t->y = y;
+        AMS_FAIL_IF(!x || !y, err, AMS_E_NOMEM, "trainer: out of memory for the batch");
+        t->xcap = o->batch;
+    }
+    if (!t->adam || t->adam_lr != o->lr) {
+        ams_adam_free(t->adam);
+        ams_adam_config cfg = {o->lr, 0.9f, 0.999f, 1e-8f};
+        t->adam = ams_adam_new(t->params->total, &cfg);
+        AMS_FAIL_IF(!t->adam, err, AMS_E_NOMEM, "trainer: out of memory for Adam");
+        t->adam_lr = o->lr;
+    }
+    ams_adam_reset(t->adam);
+    if (o->restore) AMS_TRY(ams_params_copy_values(t->params, t->pretrained, err));
+
+    shape_graph *sg = NULL;
+    AMS_TRY(graph_for(t, o->batch, &sg, err));
+    ams_rng rng;
+    ams_rng_seed(&rng, o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)t->phase);
+
+    double loss = 0;
+    for (int k = 0; k < o->iters; k++) {
+        AMS_TRY(batch_grad(t, sg, h, o, &rng, &loss, err));
+        if (k == 0) {
+            res->loss_first = loss;
+            /* the mask: the first batch's gradient magnitude scores coord */
+            AMS_TRY(ams_coord_mask(t->params, o->strategy, o->fraction, t->params->grads, &rng,
+                                   t->mask, &res->selected, err));
+            t->have_mask = 1;
+        }
+        res->loss_last = loss;
+        ams_adam_step(t->adam, t->params->values, t->params->grads, t->mask);
+    }
+    res->phase = t->phase++;
+    res->compute_s = now_s() - t0;
+    return AMS_OK;
+}
+
+ams_status ams_trainer_encode(ams_trainer *t, const ams_trainer_opts *o, const float *base,
+                              uint8_t **msg, size_t *len, float *applied,
+                              ams_trainer_result *res, ams_err *err) {
+    double t0 = now_s();
+    *msg = NULL;
+    *len = 0;
+    AMS_FAIL_IF(!t->have_mask, err, AMS_E_INVAL, "trainer: encode before any phase");
+    AMS_TRY(ams_update_encode(t->params, base, t->params->values, &o->codec, msg, len, applied,
+                              err));
+    const float *v = t->params->values;
+    size_t changed = 0;
+    for (size_t i = 0; i < t->params->total; i++)
+        changed += memcmp(&v[i], &base[i], sizeof(float)) != 0;
+    res->changed = changed;
+    res->update_bytes = *len;
+    /* the reference format: the full model sends every tensor, the others the phase's mask */
+    uint8_t *ref = NULL;
+    size_t ref_len = 0;
+    ams_status s;
+    if (o->strategy == AMS_STRATEGY_FULL) {
+        uint8_t *all = malloc(t->params->total ? t->params->total : 1);
+        if (!all) {
+            free(*msg);
+            *msg = NULL;
+            AMS_FAIL(err, AMS_E_NOMEM, "trainer: out of memory");
+        }
+        memset(all, 1, t->params->total);
+        s = ams_update_ref_encode(t->params, 1, all, v, &ref, &ref_len, err);
+        free(all);
+    } else {
+        s = ams_update_ref_encode(t->params, 0, t->mask, v, &ref, &ref_len, err);
+    }
+    free(ref);
+    if (s != AMS_OK) {
+        free(*msg);
+        *msg = NULL;
+        return s;
+    }
+    res->ref_bytes = ref_len;
+    res->compute_s += now_s() - t0;
+    return AMS_OK;
+}
+
+ams_status ams_trainer_tfjs_build(void *ctx, ams_graph *g, int n, int h, int w, int *image,
+                                  int *labels, int *loss, ams_err *err) {
+    const ams_tfjs_model *m = ctx;
+    AMS_FAIL_IF(ams_tfjs_output_count(m) < 1, err, AMS_E_INVAL, "trainer: model has no output");
+    const char *logit = ams_tfjs_logit_name(m, ams_tfjs_output_node(m, 0));
+    AMS_FAIL_IF(!logit, err, AMS_E_UNSUPPORTED,
+                "trainer: the model's output '%s' is not Sigmoid(logit); cannot train BCE",
+                ams_tfjs_output_node(m, 0));
+    ams_tfjs_build_opts bo = {.n = n, .h = h, .w = w};
+    const char *outs[1] = {logit};
+    int out = -1;
+    AMS_TRY(ams_tfjs_build(m, g, &bo, outs, 1, &out, image, err));
+    int64_t shape[AMS_MAX_DIMS];
+    int nd = ams_graph_shape(g, out, shape);
+    AMS_FAIL_IF(nd != 4 || shape[0] != n || shape[3] != 1, err, AMS_E_SHAPE,
+                "trainer: logit '%s' is not (n,h,w,1)", logit);
+    if (shape[1] != h || shape[2] != w)
+        out = ams_graph_resize_bilinear(g, out, h, w, AMS_RESIZE_HALF_PIXEL);
+    *labels = ams_graph_labels(g, "labels", n, h, w);
+    *loss = ams_graph_bce_logits(g, out, *labels);
+    return ams_graph_error(g, err);
+}

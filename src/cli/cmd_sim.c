@@ -1,0 +1,304 @@
+/* cmd_sim.c - `ams sim`: the AMS emulator on a recorded video and its teacher labels
+ * (src/sim, include/ams/sim.h); --compare runs the baselines and AMS into one report. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ams/sim.h"
+#include "cli/cli_common.h"
+#include "cli/commands.h"
+
+static const char *const HELP =
+    "usage: ams sim --video V --labels LABELS --student MODEL --mode M --out DIR [options]\n"
+    "       ams sim --compare ... --out DIR     (pretrained, one-time, ams coord, ams full)\n"
+    "  V: the video; LABELS: teacher labels (ams label, or --teacher below); MODEL: a TF.js\n"
+    "  model.json or a fetched name (selfie). M: pretrained | one-time | ams | jit.\n"
+    "  Writes DIR/metrics.jsonl (per second), DIR/summary.json, DIR/report.html.\n"
+    "options (defaults for short videos such as vtest.avi, 79.5 s at 10 fps):\n"
+    "  --uplink-kbps B 150 --downlink-kbps B 150   link budgets (0 = unlimited, lossless)\n"
+    "  --strategy S coord (full first last both rand) --fraction F 0.05\n"
+    "  --send-period S 10 --train-period T 10 --first-train S (= T) --memory S 60\n"
+    "  --iters K 20 --batch B 8 --lr 0.001 --seed N 1 --no-restore --no-asr --no-atr\n"
+    "  --start-rate R 1 (frames/s) --eval-fps E 2 --one-time-s S 20 --jit-iters K 10\n"
+    "  --width W 256 --height H 192 (student size) --threshold X 0 (binary: logit > X)\n"
+    "  --compute-s C  simulated server seconds per phase (default: measured; set it for\n"
+    "                 bit-for-bit determinism)\n"
+    "  --max-seconds S  only the first S seconds\n"
+    "  --teacher MODEL --label-fps R 10 --label-width W 384 --label-height H 288:\n"
+    "                 make LABELS first when it does not exist (rvm: alpha > 0.5 = person)\n"
+    "  --backend ref --threads N\n"
+    "With the reference kernels one batch-8 step at 256x192 takes about 1 s, so K 20 makes\n"
+    "a phase ~20 s of real time; a full vtest.avi run takes a few minutes.\n";
+
+typedef struct named {
+    const char *name, *file, *feeds;
+} named;
+
+static const named NAMED[] = {
+    {"selfie", "selfie.json", ""},
+    {"rvm", "rvm.json", "r1i=0,r2i=0,r3i=0,r4i=0,downsample_ratio=0.5"},
+};
+
+/* A model path (a fetched name resolves into the cache) and its default feeds. */
+static const char *model_path(const char *m, char *buf, size_t cap, const char **feeds) {
+    *feeds = "";
+    for (size_t i = 0; i < sizeof NAMED / sizeof NAMED[0]; i++)
+        if (!strcmp(NAMED[i].name, m)) {
+            const char *root = getenv("AMS_CACHE"), *home = getenv("HOME");
+            if (root && root[0]) snprintf(buf, cap, "%s/models/%s", root, NAMED[i].file);
+            else snprintf(buf, cap, "%s/.cache/ams/models/%s", home ? home : "/tmp", NAMED[i].file);
+            *feeds = NAMED[i].feeds;
+            return buf;
+        }
+    snprintf(buf, cap, "%s", m);
+    return buf;
+}
+
+static int parse_double(const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) return 0;
+    *out = v;
+    return 1;
+}
+
+static int mkdirs(const char *dir) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST) return 0;
+            *p = '/';
+        }
+    return !mkdir(buf, 0777) || errno == EEXIST;
+}
+
+typedef struct progress_state {
+    double wall0;
+    const char *name;
+    double last_print;
+} progress_state;
+
+static void progress(void *ctx, double t, double duration, const char *what) {
+    progress_state *p = ctx;
+    double now = cli_now();
+    if (now - p->last_print < 0.5 && strcmp(what, "train")) return;
+    p->last_print = now;
+    double el = now - p->wall0, frac = duration > 0 ? t / duration : 0;
+    double eta = frac > 0.01 ? el / frac - el : NAN;
+    fprintf(stderr, "\rams sim [%s] %s t %5.1f / %.1f s  elapsed %.0f s  eta %s%.0f s   ", p->name,
+            what, t, duration, el, isfinite(eta) ? "" : "?", isfinite(eta) ? eta : 0.0);
+    fflush(stderr);
+}
+
+/* One run: loads the student twice (edge and server copies), runs, writes into dir. */
+static int run_one(const char *cmd, const ams_sim_config *c, const char *video,
+                   ams_label_reader *labels, const char *student, const char *dir,
+                   const char *name, ams_sim_result **out) {
+    ams_err err = {0};
+    ams_tfjs_model *me = NULL, *ms = NULL;
+    if (ams_tfjs_load(student, &me, &err) != AMS_OK || ams_tfjs_load(student, &ms, &err) != AMS_OK) {
+        ams_tfjs_free(me);
+        return cli_fail(cmd, &err, "is the student fetched? (tools/fetch-models)");
+    }
+    ams_sim_student edge = {ams_tfjs_params(me), ams_sim_tfjs_infer, ams_trainer_tfjs_build, me};
+    ams_sim_student server = {ams_tfjs_params(ms), ams_sim_tfjs_infer, ams_trainer_tfjs_build, ms};
+    progress_state ps = {cli_now(), name, 0};
+    ams_status s = ams_sim_run(c, video, labels, &edge, &server, progress, &ps, out, &err);
+    fputc('\n', stderr);
+    ams_tfjs_free(me);
+    ams_tfjs_free(ms);
+    if (s != AMS_OK) return cli_fail(cmd, &err, NULL);
+    if (!mkdirs(dir)) {
+        ams_err_set(&err, AMS_E_IO, "cannot create %s", dir);
+        return cli_fail(cmd, &err, NULL);
+    }
+    if (ams_sim_write(*out, dir, &err) != AMS_OK) return cli_fail(cmd, &err, NULL);
+    const ams_sim_result *r = *out;
+    fprintf(stderr,
+            "ams sim [%s]: mIoU %.4f (after first training %.4f), up %.1f Kbps, down %.1f Kbps, "
+            "%d updates, %d phases, server %.1f s, codec %zu B vs reference %zu B, %.0f s\n",
+            name, r->miou, r->miou_after, r->uplink_kbps, r->downlink_kbps, r->updates,
+            r->nphases, r->server_compute_s, r->codec_bytes, r->ref_bytes, r->wall_s);
+    return CLI_OK;
+}
+
+int ams_cmd_sim(int argc, char **argv) {
+    const char *cmd = "sim";
+    const char *video = NULL, *labels_path = NULL, *student = NULL, *out = NULL, *mode = NULL;
+    const char *teacher = NULL, *backend = "ref";
+    double label_fps = 10, lw = 384, lh = 288;
+    int compare = 0;
+    long threads = 1;
+    ams_sim_config c;
+    ams_sim_config_default(&c);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(HELP, stdout);
+            return CLI_OK;
+        }
+        if (!strcmp(a, "--compare")) { compare = 1; continue; }
+        if (!strcmp(a, "--no-restore")) { c.train.restore = 0; continue; }
+        if (!strcmp(a, "--no-asr")) { c.asr = 0; continue; }
+        if (!strcmp(a, "--no-atr")) { c.atr = 0; continue; }
+        if (i + 1 >= argc) return cli_usage_error(cmd, "unknown or incomplete option '%s'", a);
+        const char *v = argv[++i];
+        double d = 0;
+        long l = 0;
+#define DBL(flag, lo, hi, dst)                                                              \
+    else if (!strcmp(a, flag)) {                                                            \
+        if (!parse_double(v, lo, hi, &d))                                                   \
+            return cli_usage_error(cmd, "%s needs a number in %g..%g, got '%s'", flag,      \
+                                   (double)(lo), (double)(hi), v);                          \
+        dst = d;                                                                            \
+    }
+#define INT(flag, lo, hi, dst)                                                              \
+    else if (!strcmp(a, flag)) {                                                            \
+        if (!cli_int(v, lo, hi, &l))                                                        \
+            return cli_usage_error(cmd, "%s needs an integer in %ld..%ld, got '%s'", flag,  \
+                                   (long)(lo), (long)(hi), v);                              \
+        dst = l;                                                                            \
+    }
+        if (!strcmp(a, "--video")) video = v;
+        else if (!strcmp(a, "--labels")) labels_path = v;
+        else if (!strcmp(a, "--student")) student = v;
+        else if (!strcmp(a, "--teacher")) teacher = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--mode")) mode = v;
+        else if (!strcmp(a, "--backend")) backend = v;
+        else if (!strcmp(a, "--strategy")) {
+            ams_err e = {0};
+            if (ams_strategy_parse(v, &c.train.strategy, &e) != AMS_OK)
+                return cli_usage_error(cmd, "%s", e.msg);
+        }
+        DBL("--uplink-kbps", 0, 1e6, c.uplink_kbps)
+        DBL("--downlink-kbps", 0, 1e6, c.downlink_kbps)
+        DBL("--fraction", 1e-6, 1, c.train.fraction)
+        DBL("--send-period", 0.1, 1e5, c.send_period)
+        DBL("--train-period", 0.1, 1e5, c.train_period)
+        DBL("--first-train", 0, 1e6, c.first_train)
+        DBL("--memory", 0.1, 1e6, c.memory_len)
+        DBL("--eval-fps", 0.01, 1000, c.eval_fps)
+        DBL("--one-time-s", 0, 1e6, c.one_time_s)
+        DBL("--max-seconds", 0, 1e7, c.max_seconds)
+        DBL("--compute-s", 0, 1e6, c.compute_s)
+        DBL("--start-rate", 0.1, 1, c.start_rate)
+        DBL("--threshold", -100, 100, c.threshold)
+        DBL("--lr", 1e-9, 10, c.train.lr)
+        DBL("--label-fps", 0.01, 1000, label_fps)
+        DBL("--label-width", 16, 4096, lw)
+        DBL("--label-height", 16, 4096, lh)
+        INT("--iters", 1, 1000000, c.train.iters)
+        INT("--batch", 1, 1024, c.train.batch)
+        INT("--jit-iters", 1, 1000000, c.jit_iters)
+        INT("--width", 16, 4096, c.width)
+        INT("--height", 16, 4096, c.height)
+        INT("--threads", 1, 1024, threads)
+        else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (errno || end == v || *end) return cli_usage_error(cmd, "--seed needs an integer");
+            c.train.seed = s;
+        } else return cli_usage_error(cmd, "unknown option '%s'", a);
+#undef DBL
+#undef INT
+    }
+    if (!video || !labels_path || !student || !out || (!mode && !compare))
+        return cli_usage_error(cmd, "--video, --labels, --student, --mode (or --compare) and "
+                                    "--out are required");
+    ams_err err = {0};
+    if (mode && ams_sim_mode_parse(mode, &c.mode, &err) != AMS_OK)
+        return cli_usage_error(cmd, "%s", err.msg);
+    c.train.be = cli_backend(cmd, backend);
+    if (!c.train.be) return CLI_USAGE;
+    (void)threads; /* the reference backend is single-threaded */
+
+    char spath[4096], tpath[4096];
+    const char *sfeeds, *tfeeds;
+    model_path(student, spath, sizeof spath, &sfeeds);
+
+    if (access(labels_path, F_OK) != 0) {
+        if (!teacher) {
+            ams_err_set(&err, AMS_E_NOTFOUND, "labels '%s' do not exist", labels_path);
+            return cli_fail(cmd, &err, "make them with `ams label`, or pass --teacher rvm");
+        }
+        model_path(teacher, tpath, sizeof tpath, &tfeeds);
+        ams_tfjs_model *tm = NULL;
+        if (ams_tfjs_load(tpath, &tm, &err) != AMS_OK)
+            return cli_fail(cmd, &err, "is the teacher fetched? (tools/fetch-models)");
+        ams_tfjs_feed feeds[16];
+        int nf = 0;
+        char fb[256];
+        snprintf(fb, sizeof fb, "%s", tfeeds);
+        for (char *tok = strtok(fb, ","); tok && nf < 16; tok = strtok(NULL, ",")) {
+            char *eq = strchr(tok, '=');
+            if (!eq) continue;
+            *eq = 0;
+            feeds[nf].name = tok;
+            feeds[nf++].value = strtof(eq + 1, NULL);
+        }
+        progress_state ps = {cli_now(), "label", 0};
+        ams_status s = ams_sim_make_labels(tm, feeds, nf, video, label_fps, (int)lw, (int)lh,
+                                           c.max_seconds, labels_path, progress, &ps, &err);
+        fputc('\n', stderr);
+        ams_tfjs_free(tm);
+        if (s != AMS_OK) return cli_fail(cmd, &err, NULL);
+    }
+    ams_label_reader *lr = NULL;
+    if (ams_label_reader_open(&lr, labels_path, &err) != AMS_OK) return cli_fail(cmd, &err, NULL);
+    if (ams_label_reader_dropped(lr))
+        fprintf(stderr, "ams sim: warning: %llu damaged bytes at the end of %s ignored\n",
+                (unsigned long long)ams_label_reader_dropped(lr), labels_path);
+
+    int rc = CLI_OK;
+    if (!compare) {
+        ams_sim_result *r = NULL;
+        rc = run_one(cmd, &c, video, lr, spath, out, ams_sim_mode_name(c.mode), &r);
+        if (rc == CLI_OK)
+            printf("{\"mode\": \"%s\", \"miou\": %.6f, \"uplink_kbps\": %.3f, "
+                   "\"downlink_kbps\": %.3f, \"updates\": %d}\n",
+                   ams_sim_mode_name(c.mode), r->miou, r->uplink_kbps, r->downlink_kbps,
+                   r->updates);
+        ams_sim_result_free(r);
+    } else {
+        /* the baselines and AMS with the same flags */
+        enum { NRUNS = 4 };
+        ams_sim_config cs[NRUNS];
+        const char *names[NRUNS] = {"pretrained", "one-time", "ams-coord", "ams-full"};
+        for (int i = 0; i < NRUNS; i++) cs[i] = c;
+        cs[0].mode = AMS_SIM_PRETRAINED;
+        cs[1].mode = AMS_SIM_ONE_TIME;
+        cs[2].mode = AMS_SIM_AMS;
+        if (cs[2].train.strategy == AMS_STRATEGY_FULL) cs[2].train.strategy = AMS_STRATEGY_COORD;
+        cs[3].mode = AMS_SIM_AMS;
+        cs[3].train.strategy = AMS_STRATEGY_FULL;
+        ams_sim_result *rs[NRUNS] = {0};
+        char sub[4096];
+        for (int i = 0; i < NRUNS && rc == CLI_OK; i++) {
+            snprintf(sub, sizeof sub, "%s/%s", out, names[i]);
+            rc = run_one(cmd, &cs[i], video, lr, spath, sub, names[i], &rs[i]);
+        }
+        if (rc == CLI_OK &&
+            ams_sim_write_compare((const ams_sim_result *const *)rs, NRUNS, out, &err) != AMS_OK)
+            rc = cli_fail(cmd, &err, NULL);
+        if (rc == CLI_OK) {
+            printf("| run | mIoU | mIoU after first training | up Kbps | down Kbps | updates | "
+                   "codec B | reference B |\n|---|---|---|---|---|---|---|---|\n");
+            for (int i = 0; i < NRUNS; i++)
+                printf("| %s | %.4f | %.4f | %.1f | %.1f | %d | %zu | %zu |\n", names[i],
+                       rs[i]->miou, rs[i]->miou_after, rs[i]->uplink_kbps, rs[i]->downlink_kbps,
+                       rs[i]->updates, rs[i]->codec_bytes, rs[i]->ref_bytes);
+        }
+        for (int i = 0; i < NRUNS; i++) ams_sim_result_free(rs[i]);
+    }
+    ams_label_reader_free(lr);
+    return rc;
+}

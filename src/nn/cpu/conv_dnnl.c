@@ -1,0 +1,469 @@
+/* conv_dnnl.c - convolutions of the CPU backend through oneDNN, NHWC in place.
+ *
+ * One cache entry per (descriptor, has-bias): up to three oneDNN primitives made the
+ * first time each direction is needed (forward, backward-data, backward-weights), the
+ * reorders from our HWIO weights to the layout each primitive wants, and buffers.
+ * Activations stay NHWC (oneDNN's nhwc tag), so nothing big is ever reordered.
+ * The transposed convolution is the same primitives with roles swapped (kernels.h).
+ * oneDNN overwrites its outputs, our backward kernels accumulate: data gradients go
+ * through a scratch buffer and an add, weight gradients through a reorder with a sum
+ * post-op. Anything oneDNN cannot set up falls back to the reference kernel.
+ */
+#include "nn/cpu/cpu_backend.h"
+#include "nn/ref/ref_kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef AMS_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+
+/* One primitive and its argument memories (created once, handles set per call). */
+typedef struct prim {
+    dnnl_primitive_t p;
+    int nargs;
+    dnnl_exec_arg_t args[8];
+} prim;
+
+typedef struct conv_entry {
+    ams_conv2d_desc d;
+    int has_bias;
+    int bad_fwd, bad_bwd_d, bad_bwd_w; /* setup failed: use the reference kernel */
+    dnnl_primitive_desc_t fwd_pd;
+    prim fwd, fwd_wre;   /* conv forward; weights reorder user -> its layout (p may be NULL) */
+    prim bwd_d, bwd_d_wre;
+    prim bwd_w, bwd_w_dwre; /* backward weights; reorder its dweight -> user HWIO with += */
+    float *w_fwd, *w_bwd_d, *dw_tmp;
+} conv_entry;
+
+struct cpu_conv_cache {
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    int bad;                 /* engine could not be created */
+    conv_entry **e;
+    size_t n, cap;
+    void *scratchpad;        /* oneDNN's scratch, shared by every primitive */
+    size_t scratchpad_size;
+    float *tmp;              /* data-gradient scratch, shared */
+    size_t tmp_len;
+};
+
+static ams_cpu_state *state(const ams_backend *be) { return (ams_cpu_state *)be->state; }
+
+static cpu_conv_cache *cache(ams_cpu_state *st) {
+    if (st->conv) return st->conv;
+    cpu_conv_cache *c = ams_cpu_alloc(st, sizeof *c);
+    if (!c) return NULL;
+    memset(c, 0, sizeof *c);
+    if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&c->stream, c->eng, dnnl_stream_default_flags) != dnnl_success)
+        c->bad = 1;
+    st->conv = c;
+    return c;
+}
+
+static conv_entry *find_entry(ams_cpu_state *st, cpu_conv_cache *c, const ams_conv2d_desc *d,
+                              int has_bias) {
+    for (size_t i = 0; i < c->n; i++)
+        if (c->e[i]->has_bias == has_bias && !memcmp(&c->e[i]->d, d, sizeof *d)) return c->e[i];
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        conv_entry **ne = ams_cpu_alloc(st, cap * sizeof *ne);
+        if (!ne) return NULL;
+        if (c->n) memcpy(ne, c->e, c->n * sizeof *ne);
+        free(c->e);
+        c->e = ne;
+        c->cap = cap;
+    }
+    conv_entry *e = ams_cpu_alloc(st, sizeof *e);
+    if (!e) return NULL;
+    memset(e, 0, sizeof *e);
+    e->d = *d;
+    e->has_bias = has_bias;
+    c->e[c->n++] = e;
+    return e;
+}
+
+/* Memory descriptors of our tensors: NHWC data (logical NCHW dims) and HWIO weights. */
+static int md_nhwc(dnnl_memory_desc_t *md, int n, int c, int h, int w) {
+    dnnl_dims_t dims = {n, c, h, w};
+    return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nhwc) == dnnl_success;
+}
+static int md_weights(dnnl_memory_desc_t *md, const ams_conv2d_desc *d, int any) {
+    int g = d->groups, cpg = d->c / g, opg = d->oc / g;
+    if (g == 1) {
+        dnnl_dims_t dims = {d->oc, d->c, d->kh, d->kw};
+        return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32,
+                                            any ? dnnl_format_tag_any : dnnl_hwio) == dnnl_success;
+    }
+    dnnl_dims_t dims = {g, opg, cpg, d->kh, d->kw};
+    return dnnl_memory_desc_init_by_tag(md, 5, dims, dnnl_f32,
+                                        any ? dnnl_format_tag_any : dnnl_hwigo) == dnnl_success;
+}
+
+static int make_mem(cpu_conv_cache *c, prim *p, int arg, const dnnl_memory_desc_t *md) {
+    dnnl_memory_t m;
+    if (dnnl_memory_create(&m, md, c->eng, DNNL_MEMORY_NONE) != dnnl_success) return 0;
+    p->args[p->nargs].arg = arg;
+    p->args[p->nargs].memory = m;
+    p->nargs++;
+    return 1;
+}
+
+/* Creates p from pd with memories for the listed args (queried from pd) + scratchpad. */
+static int make_prim(ams_cpu_state *st, cpu_conv_cache *c, prim *p, dnnl_primitive_desc_t pd,
+                     const int *args, int nargs) {
+    for (int i = 0; i < nargs; i++) {
+        const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, args[i]);
+        if (!md || !make_mem(c, p, args[i], md)) return 0;
+    }
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t ss = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (ss) {
+        if (ss > c->scratchpad_size) {
+            void *s = ams_cpu_alloc(st, ss);
+            if (!s) return 0;
+            free(c->scratchpad);
+            c->scratchpad = s;
+            c->scratchpad_size = ss;
+        }
+        if (!make_mem(c, p, DNNL_ARG_SCRATCHPAD, smd)) return 0;
+    }
+    return dnnl_primitive_create(&p->p, pd) == dnnl_success;
+}
+
+/* Runs p with ptrs[i] bound to its i-th listed arg (the scratchpad is bound last). */
+static void run(ams_cpu_state *st, cpu_conv_cache *c, prim *p, void *const *ptrs) {
+    for (int i = 0; i < p->nargs; i++) {
+        void *h = p->args[i].arg == DNNL_ARG_SCRATCHPAD ? c->scratchpad : ptrs[i];
+        dnnl_memory_set_data_handle(p->args[i].memory, h);
+    }
+    ams_cpu_set_threads(st->threads);
+    dnnl_primitive_execute(p->p, c->stream, p->nargs, p->args);
+    dnnl_stream_wait(c->stream);
+}
+
+static dnnl_primitive_attr_t user_scratch_attr(void) {
+    dnnl_primitive_attr_t a = NULL;
+    if (dnnl_primitive_attr_create(&a) != dnnl_success) return NULL;
+    dnnl_primitive_attr_set_scratchpad_mode(a, dnnl_scratchpad_mode_user);
+    return a;
+}
+
+/* A reorder src_md -> dst_md (with dst += src when sum is set) into p; a buffer for the
+ * reordered tensor is made when out_buf is given. Returns 0 on failure. */
+static int make_reorder(ams_cpu_state *st, cpu_conv_cache *c, prim *p,
+                        const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *dst, int sum,
+                        float **out_buf) {
+    dnnl_primitive_attr_t a = user_scratch_attr();
+    if (!a) return 0;
+    dnnl_post_ops_t po = NULL;
+    if (sum) {
+        dnnl_post_ops_create(&po);
+        dnnl_post_ops_append_sum(po, 1.0f);
+        dnnl_primitive_attr_set_post_ops(a, po);
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = dnnl_reorder_primitive_desc_create(&pd, src, c->eng, dst, c->eng, a) == dnnl_success;
+    static const int args[] = {DNNL_ARG_FROM, DNNL_ARG_TO};
+    ok = ok && make_prim(st, c, p, pd, args, 2);
+    if (ok && out_buf) {
+        *out_buf = ams_cpu_alloc(st, dnnl_memory_desc_get_size(dst));
+        ok = *out_buf != NULL;
+    }
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(a);
+    return ok;
+}
+
+/* The geometry of a descriptor in oneDNN's terms (dilation counts the gaps: d - 1). */
+typedef struct geom {
+    dnnl_memory_desc_t src, dst, wuser, wany, bias;
+    dnnl_dims_t strides, dil, pl, pr;
+} geom;
+
+static int make_geom(geom *g, const ams_conv2d_desc *d) {
+    memset(g, 0, sizeof *g);
+    g->strides[0] = d->stride_h, g->strides[1] = d->stride_w;
+    g->dil[0] = d->dil_h - 1, g->dil[1] = d->dil_w - 1;
+    g->pl[0] = d->pad_t, g->pl[1] = d->pad_l;
+    g->pr[0] = d->pad_b, g->pr[1] = d->pad_r;
+    dnnl_dims_t bd = {d->oc};
+    return md_nhwc(&g->src, d->n, d->c, d->h, d->w) && md_nhwc(&g->dst, d->n, d->oc, d->oh, d->ow) &&
+           md_weights(&g->wuser, d, 0) && md_weights(&g->wany, d, 1) &&
+           dnnl_memory_desc_init_by_tag(&g->bias, 1, bd, dnnl_f32, dnnl_a) == dnnl_success;
+}
+
+/* Forward primitive (+ the weights reorder when its layout is not ours). */
+static int setup_fwd(ams_cpu_state *st, cpu_conv_cache *c, conv_entry *e) {
+    geom g;
+    dnnl_convolution_desc_t cd;
+    if (!make_geom(&g, &e->d) ||
+        dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                                                   &g.src, &g.wany, e->has_bias ? &g.bias : NULL, &g.dst,
+                                                   g.strides, g.dil, g.pl, g.pr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t a = user_scratch_attr();
+    if (!a) return 0;
+    int ok = dnnl_primitive_desc_create(&e->fwd_pd, &cd, a, c->eng, NULL) == dnnl_success;
+    dnnl_primitive_attr_destroy(a);
+    if (!ok) return 0;
+    static const int args_b[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+    if (!make_prim(st, c, &e->fwd, e->fwd_pd, args_b, e->has_bias ? 4 : 3)) return 0;
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(e->fwd_pd, dnnl_query_weights_md, 0);
+    if (!dnnl_memory_desc_equal(wmd, &g.wuser))
+        return make_reorder(st, c, &e->fwd_wre, &g.wuser, wmd, 0, &e->w_fwd);
+    return 1;
+}
+
+static int ensure_fwd(ams_cpu_state *st, cpu_conv_cache *c, conv_entry *e) {
+    if (e->bad_fwd) return 0;
+    if (!e->fwd.p && !setup_fwd(st, c, e)) e->bad_fwd = 1;
+    return !e->bad_fwd;
+}
+
+static int ensure_tmp(ams_cpu_state *st, cpu_conv_cache *c, size_t n) {
+    if (n <= c->tmp_len) return 1;
+    float *t = ams_cpu_alloc(st, n * sizeof(float));
+    if (!t) return 0;
+    free(c->tmp);
+    c->tmp = t;
+    c->tmp_len = n;
+    return 1;
+}
+
+static int setup_bwd_d(ams_cpu_state *st, cpu_conv_cache *c, conv_entry *e) {
+    geom g;
+    dnnl_convolution_desc_t cd;
+    if (!ensure_fwd(st, c, e) || !make_geom(&g, &e->d) ||
+        dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &g.src, &g.wany,
+                                                         &g.dst, g.strides, g.dil, g.pl,
+                                                         g.pr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t a = user_scratch_attr();
+    if (!a) return 0;
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = dnnl_primitive_desc_create(&pd, &cd, a, c->eng, e->fwd_pd) == dnnl_success;
+    dnnl_primitive_attr_destroy(a);
+    static const int args[] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
+    ok = ok && make_prim(st, c, &e->bwd_d, pd, args, 3);
+    if (ok) {
+        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        if (!dnnl_memory_desc_equal(wmd, &g.wuser))
+            ok = make_reorder(st, c, &e->bwd_d_wre, &g.wuser, wmd, 0, &e->w_bwd_d);
+    }
+    /* room for a whole data gradient of either role (conv din, transposed din) */
+    size_t big = (size_t)e->d.n * (size_t)e->d.h * (size_t)e->d.w * (size_t)e->d.c;
+    size_t big2 = (size_t)e->d.n * (size_t)e->d.oh * (size_t)e->d.ow * (size_t)e->d.oc;
+    ok = ok && ensure_tmp(st, c, big > big2 ? big : big2);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return ok;
+}
+
+static int setup_bwd_w(ams_cpu_state *st, cpu_conv_cache *c, conv_entry *e) {
+    geom g;
+    dnnl_convolution_desc_t cd;
+    if (!ensure_fwd(st, c, e) || !make_geom(&g, &e->d) ||
+        dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &g.src,
+                                                            &g.wany, NULL, &g.dst, g.strides, g.dil,
+                                                            g.pl, g.pr) != dnnl_success)
+        return 0;
+    dnnl_primitive_attr_t a = user_scratch_attr();
+    if (!a) return 0;
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = dnnl_primitive_desc_create(&pd, &cd, a, c->eng, e->fwd_pd) == dnnl_success;
+    dnnl_primitive_attr_destroy(a);
+    static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS};
+    ok = ok && make_prim(st, c, &e->bwd_w, pd, args, 3);
+    if (ok) {
+        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
+        e->dw_tmp = ams_cpu_alloc(st, dnnl_memory_desc_get_size(wmd));
+        ok = e->dw_tmp && make_reorder(st, c, &e->bwd_w_dwre, wmd, &g.wuser, 1, NULL);
+    }
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return ok;
+}
+
+/* The entry for d, or NULL when oneDNN cannot serve it (the caller uses the ref kernel). */
+static conv_entry *entry(const ams_backend *be, const ams_conv2d_desc *d, int has_bias) {
+    ams_cpu_state *st = state(be);
+    if (d->n <= 0 || d->oh <= 0 || d->ow <= 0 || d->h <= 0 || d->w <= 0) return NULL;
+    cpu_conv_cache *c = cache(st);
+    if (!c || c->bad) return NULL;
+    return find_entry(st, c, d, has_bias);
+}
+
+/* Weights in the layout of primitive p: reordered into buf, or ours as they are. */
+static const float *weights_for(ams_cpu_state *st, cpu_conv_cache *c, prim *wre, float *buf,
+                                const float *w) {
+    if (!wre->p) return w;
+    void *ptrs[] = {(void *)w, buf};
+    run(st, c, wre, ptrs);
+    return buf;
+}
+
+static void conv_fwd_into(const ams_backend *be, conv_entry *e, float *out, const float *in,
+                          const float *weight, const float *bias) {
+    ams_cpu_state *st = state(be);
+    cpu_conv_cache *c = st->conv;
+    const float *w = weights_for(st, c, &e->fwd_wre, e->w_fwd, weight);
+    void *ptrs[] = {(void *)in, (void *)w, out, (void *)bias};
+    run(st, c, &e->fwd, ptrs);
+}
+
+static void conv_bwd_d_into(const ams_backend *be, conv_entry *e, float *din, const float *dout,
+                            const float *weight) {
+    ams_cpu_state *st = state(be);
+    cpu_conv_cache *c = st->conv;
+    const float *w = weights_for(st, c, &e->bwd_d_wre, e->w_bwd_d, weight);
+    void *ptrs[] = {(void *)dout, (void *)w, din};
+    run(st, c, &e->bwd_d, ptrs);
+}
+
+/* dweight += weight gradient of the forward conv with input x and output gradient dy. */
+static void conv_bwd_w_acc(const ams_backend *be, conv_entry *e, float *dweight, const float *x,
+                           const float *dy) {
+    ams_cpu_state *st = state(be);
+    cpu_conv_cache *c = st->conv;
+    void *ptrs[] = {(void *)x, (void *)dy, e->dw_tmp};
+    run(st, c, &e->bwd_w, ptrs);
+    void *rptrs[] = {e->dw_tmp, dweight};
+    run(st, c, &e->bwd_w_dwre, rptrs);
+}
+
+void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, const float *weight,
+                            const float *bias, const ams_conv2d_desc *d) {
+    conv_entry *e = entry(be, d, bias != NULL);
+    if (!e || !ensure_fwd(state(be), state(be)->conv, e)) {
+        ams_ref_conv2d_forward(be, out, in, weight, bias, d);
+        return;
+    }
+    conv_fwd_into(be, e, out, in, weight, bias);
+}
+
+/* din, dweight: oneDNN when it can; each falls back to the reference kernel alone. */
+void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
+                             const float *dout, const float *in, const float *weight,
+                             const ams_conv2d_desc *d) {
+    ams_cpu_state *st = state(be);
+    conv_entry *e = entry(be, d, 0);
+    int64_t opix = (int64_t)d->n * d->oh * d->ow;
+    if (!e) {
+        ams_ref_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
+        return;
+    }
+    if (dbias) ams_cpu_bias_grad(be, dbias, dout, opix, d->oc);
+    if (din) {
+        if (!e->bad_bwd_d && !e->bwd_d.p && !setup_bwd_d(st, st->conv, e)) e->bad_bwd_d = 1;
+        if (e->bad_bwd_d) {
+            ams_ref_conv2d_backward(be, din, NULL, NULL, dout, in, weight, d);
+        } else {
+            float *tmp = st->conv->tmp;
+            conv_bwd_d_into(be, e, tmp, dout, weight);
+            ams_cpu_add_into(be, din, tmp, (int64_t)d->n * d->h * d->w * d->c);
+        }
+    }
+    if (dweight) {
+        if (!e->bad_bwd_w && !e->bwd_w.p && !setup_bwd_w(st, st->conv, e)) e->bad_bwd_w = 1;
+        if (e->bad_bwd_w) ams_ref_conv2d_backward(be, NULL, dweight, NULL, dout, in, weight, d);
+        else conv_bwd_w_acc(be, e, dweight, in, dout);
+    }
+}
+
+/* Transposed forward = backward-data of the conv (out fully overwritten), then bias. */
+void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in,
+                                      const float *weight, const float *bias,
+                                      const ams_conv2d_desc *d) {
+    ams_cpu_state *st = state(be);
+    conv_entry *e = entry(be, d, 0);
+    if (e && !e->bad_bwd_d && !e->bwd_d.p && !setup_bwd_d(st, st->conv, e)) e->bad_bwd_d = 1;
+    if (!e || e->bad_bwd_d) {
+        ams_ref_conv2d_transpose_forward(be, out, in, weight, bias, d);
+        return;
+    }
+    conv_bwd_d_into(be, e, out, in, weight);
+    if (bias) {
+        int64_t pix = (int64_t)d->n * d->h * d->w;
+        for (int64_t p = 0; p < pix; p++)
+            for (int k = 0; k < d->c; k++) out[p * d->c + k] += bias[k];
+    }
+}
+
+/* Transposed backward: din += conv forward(dout); dweight with the roles swapped. */
+void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float *dweight,
+                                       float *dbias, const float *dout, const float *in,
+                                       const float *weight, const ams_conv2d_desc *d) {
+    ams_cpu_state *st = state(be);
+    conv_entry *e = entry(be, d, 0);
+    if (!e) {
+        ams_ref_conv2d_transpose_backward(be, din, dweight, dbias, dout, in, weight, d);
+        return;
+    }
+    if (dbias) ams_cpu_bias_grad(be, dbias, dout, (int64_t)d->n * d->h * d->w, d->c);
+    if (din) {
+        int ok = ensure_fwd(st, st->conv, e) &&
+                 ensure_tmp(st, st->conv, (size_t)d->n * (size_t)d->oh * (size_t)d->ow * (size_t)d->oc);
+        if (!ok) {
+            ams_ref_conv2d_transpose_backward(be, din, NULL, NULL, dout, in, weight, d);
+        } else {
+            float *tmp = st->conv->tmp;
+            conv_fwd_into(be, e, tmp, dout, weight, NULL);
+            ams_cpu_add_into(be, din, tmp, (int64_t)d->n * d->oh * d->ow * d->oc);
+        }
+    }
+    if (dweight) {
+        if (!e->bad_bwd_w && !e->bwd_w.p && !setup_bwd_w(st, st->conv, e)) e->bad_bwd_w = 1;
+        if (e->bad_bwd_w) ams_ref_conv2d_transpose_backward(be, NULL, dweight, NULL, dout, in, weight, d);
+        else conv_bwd_w_acc(be, e, dweight, dout, in);
+    }
+}
+
+static void prim_free(prim *p) {
+    for (int i = 0; i < p->nargs; i++) dnnl_memory_destroy(p->args[i].memory);
+    if (p->p) dnnl_primitive_destroy(p->p);
+}
+
+void ams_cpu_conv_cache_free(ams_cpu_state *st) {
+    cpu_conv_cache *c = st->conv;
+    if (!c) return;
+    for (size_t i = 0; i < c->n; i++) {
+        conv_entry *e = c->e[i];
+        prim_free(&e->fwd), prim_free(&e->fwd_wre), prim_free(&e->bwd_d);
+        prim_free(&e->bwd_d_wre), prim_free(&e->bwd_w), prim_free(&e->bwd_w_dwre);
+        if (e->fwd_pd) dnnl_primitive_desc_destroy(e->fwd_pd);
+        free(e->w_fwd), free(e->w_bwd_d), free(e->dw_tmp), free(e);
+    }
+    free(c->e);
+    free(c->scratchpad);
+    free(c->tmp);
+    if (c->stream) dnnl_stream_destroy(c->stream);
+    if (c->eng) dnnl_engine_destroy(c->eng);
+    free(c);
+    st->conv = NULL;
+}
+
+#else /* no oneDNN: the reference convolutions */
+
+void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, const float *weight,
+                            const float *bias, const ams_conv2d_desc *d) {
+    ams_ref_conv2d_forward(be, out, in, weight, bias, d);
+}
+void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
+                             const float *dout, const float *in, const float *weight,
+                             const ams_conv2d_desc *d) {
+    ams_ref_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
+}
+void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in,
+                                      const float *weight, const float *bias,
+                                      const ams_conv2d_desc *d) {
+    ams_ref_conv2d_transpose_forward(be, out, in, weight, bias, d);
+}
+void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float *dweight,
+                                       float *dbias, const float *dout, const float *in,
+                                       const float *weight, const ams_conv2d_desc *d) {
+    ams_ref_conv2d_transpose_backward(be, din, dweight, dbias, dout, in, weight, d);
+}
+void ams_cpu_conv_cache_free(ams_cpu_state *st) { (void)st; }
+
+#endif

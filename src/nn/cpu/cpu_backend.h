@@ -1,0 +1,49 @@
+/* cpu_backend.h - the fast CPU backend's private state and its kernel entry points.
+ *
+ * Threads: the backend runs its own loops and oneDNN's on ONE pool, libgomp's (oneDNN
+ * as Debian builds it uses OpenMP), so the two never fight over the machine's cores.
+ * Caches: a conv descriptor seen for the first time gets its oneDNN primitives,
+ * reordered-weight buffers and scratch; later calls only set pointers and run.
+ */
+#ifndef AMS_CPU_BACKEND_H
+#define AMS_CPU_BACKEND_H
+
+#include "ams/backend.h"
+
+#include <stddef.h>
+
+typedef struct cpu_conv_cache cpu_conv_cache;
+
+typedef struct ams_cpu_state {
+    int threads;
+    size_t allocs;          /* allocations made by this backend (caches, scratch) */
+    float *part;            /* per-thread partial sums (reductions), part_len floats */
+    size_t part_len;
+    cpu_conv_cache *conv;   /* oneDNN primitives per descriptor (conv_dnnl.c) */
+} ams_cpu_state;
+
+/* Allocation used for every cache and scratch buffer: 64-byte aligned, counted in
+ * st->allocs (tests check that a warmed-up pass makes none). NULL on failure. */
+void *ams_cpu_alloc(ams_cpu_state *st, size_t bytes);
+/* Ensures st->part holds at least n floats; 0 if that allocation failed. */
+int ams_cpu_part_reserve(ams_cpu_state *st, size_t n);
+/* Allocations made so far by a cpu backend (0 for others). */
+size_t ams_cpu_alloc_count(const ams_backend *be);
+/* Sets the OpenMP thread count for the calling thread's next parallel regions. */
+void ams_cpu_set_threads(int threads);
+
+/* Convolutions (conv_dnnl.c): oneDNN with the reference kernel as fallback. */
+void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, const float *weight, const float *bias, const ams_conv2d_desc *d);
+void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
+void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in, const float *weight, const float *bias, const ams_conv2d_desc *d);
+void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
+void ams_cpu_conv_cache_free(ams_cpu_state *st);
+
+/* Parallel element-wise / row-wise kernels (parallel.c). */
+void ams_cpu_fill_table(ams_backend *be);
+/* dst[i] += src[i], i < n, in parallel. */
+void ams_cpu_add_into(const ams_backend *be, float *dst, const float *src, int64_t n);
+/* dbias (ch) += column sums of dy (pixels, ch), in parallel. */
+void ams_cpu_bias_grad(const ams_backend *be, float *dbias, const float *dy, int64_t pixels, int ch);
+
+#endif

@@ -1,0 +1,403 @@
+/* test_backend_cpu.c - the fast CPU backend against the reference kernels (the oracle):
+ * every accelerated kernel forward and backward on fixed and random shapes (odd sizes,
+ * stride 2 with TF SAME asymmetric padding, dilation, groups, depthwise, batch > 1,
+ * bias or not, NULL gradients, accumulation into non-zero gradients), whole DeepLabV3-MNV2
+ * logits and gradients, backend selection by name, and no allocation in the steady state.
+ */
+#include <malloc.h>
+#include <stdint.h>
+
+#include "ams/backend.h"
+#include "ams/deeplab.h"
+#include "ams/rng.h"
+#include "check.h"
+#include "nn/cpu/cpu_backend.h"
+
+static ams_rng rng;
+
+static float *rnd(size_t n) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = 2.0f * ams_rng_uniform(&rng) - 1.0f;
+    return x;
+}
+static float *dup(const float *x, size_t n) {
+    float *y = malloc((n ? n : 1) * sizeof *y);
+    memcpy(y, x, n * sizeof *y);
+    return y;
+}
+static int irand(int lo, int hi) { return lo + (int)(ams_rng_u64(&rng) % (uint64_t)(hi - lo + 1)); }
+
+/* max |a-b| relative to the reference's largest magnitude (what fp32 reordering of sums
+ * can change), with a floor so that all-tiny tensors compare absolutely. */
+static double rel_err(const float *a, const float *ref, size_t n) {
+    double m = 1e-3;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)ref[i]) > m) m = fabs((double)ref[i]);
+    return check_max_abs_diff(a, ref, n) / m;
+}
+
+#define CLOSE(a, ref, n, tol, what)                                                            \
+    do {                                                                                       \
+        double e_ = rel_err((a), (ref), (n));                                                  \
+        CHECKF(e_ <= (tol), "%s: relative error %.3g > %.3g (%s)", (what), e_, (double)(tol), \
+               desc_str(d));                                                                   \
+    } while (0)
+
+static char desc_buf[256];
+static const char *desc_str(const ams_conv2d_desc *d) {
+    snprintf(desc_buf, sizeof desc_buf,
+             "n%d %dx%dx%d -> %dx%dx%d k%dx%d s%d,%d d%d,%d pad %d,%d,%d,%d g%d", d->n, d->h, d->w,
+             d->c, d->oh, d->ow, d->oc, d->kh, d->kw, d->stride_h, d->stride_w, d->dil_h, d->dil_w,
+             d->pad_t, d->pad_b, d->pad_l, d->pad_r, d->groups);
+    return desc_buf;
+}
+
+/* A conv descriptor; same = 1: TF SAME padding, else explicit (pt, pb, pl, pr). */
+static ams_conv2d_desc make_desc(int n, int h, int w, int c, int oc, int kh, int kw, int sh, int sw,
+                                 int dh, int dw, int groups, int same, int pt, int pb, int pl, int pr) {
+    ams_conv2d_desc d = {.n = n, .h = h, .w = w, .c = c, .oc = oc, .kh = kh, .kw = kw,
+                         .stride_h = sh, .stride_w = sw, .dil_h = dh, .dil_w = dw, .groups = groups};
+    if (same) {
+        ams_tf_same_padding(h, kh, sh, dh, &d.pad_t, &d.pad_b);
+        ams_tf_same_padding(w, kw, sw, dw, &d.pad_l, &d.pad_r);
+    } else {
+        d.pad_t = pt, d.pad_b = pb, d.pad_l = pl, d.pad_r = pr;
+    }
+    d.oh = ams_conv_out_size(h, kh, sh, dh, d.pad_t, d.pad_b);
+    d.ow = ams_conv_out_size(w, kw, sw, dw, d.pad_l, d.pad_r);
+    return d;
+}
+
+/* Forward (with and without bias) and backward (every subset of gradients, accumulating
+ * into random non-zero gradients) of the conv and its transpose: cpu vs ref. */
+static int check_conv(const ams_backend *cpu, const ams_conv2d_desc *d) {
+    const ams_backend *ref = ams_backend_ref();
+    size_t nin = (size_t)d->n * d->h * d->w * d->c, nout = (size_t)d->n * d->oh * d->ow * d->oc;
+    size_t nw = (size_t)d->kh * d->kw * (d->c / d->groups) * d->oc;
+    float *x = rnd(nin), *w = rnd(nw), *b = rnd((size_t)d->oc), *bc = rnd((size_t)d->c);
+    float *dy = rnd(nout), *dyt = rnd(nin);
+    float *y1 = rnd(nout), *y2 = rnd(nout), *t1 = rnd(nin), *t2 = rnd(nin);
+    int rc = 1;
+    const double tol = 2e-5;
+    for (int bias = 0; bias < 2; bias++) {
+        ref->conv2d_forward(ref, y1, x, w, bias ? b : NULL, d);
+        cpu->conv2d_forward(cpu, y2, x, w, bias ? b : NULL, d);
+        CLOSE(y2, y1, nout, tol, bias ? "forward+bias" : "forward");
+        ref->conv2d_transpose_forward(ref, t1, dy, w, bias ? bc : NULL, d);
+        cpu->conv2d_transpose_forward(cpu, t2, dy, w, bias ? bc : NULL, d);
+        CLOSE(t2, t1, nin, tol, bias ? "transpose forward+bias" : "transpose forward");
+    }
+    /* mask bit 0: din, 1: dweight, 2: dbias */
+    for (int mask = 1; mask < 8; mask++) {
+        float *g0[3] = {rnd(nin), rnd(nw), rnd((size_t)d->oc)};
+        float *gr[3], *gc[3];
+        for (int k = 0; k < 3; k++) {
+            size_t len = k == 0 ? nin : k == 1 ? nw : (size_t)d->oc;
+            gr[k] = mask >> k & 1 ? dup(g0[k], len) : NULL;
+            gc[k] = mask >> k & 1 ? dup(g0[k], len) : NULL;
+        }
+        ref->conv2d_backward(ref, gr[0], gr[1], gr[2], dy, x, w, d);
+        cpu->conv2d_backward(cpu, gc[0], gc[1], gc[2], dy, x, w, d);
+        int bad = 0;
+        if (gr[0] && rel_err(gc[0], gr[0], nin) > tol) bad = 1;
+        if (gr[1] && rel_err(gc[1], gr[1], nw) > tol) bad = 2;
+        if (gr[2] && rel_err(gc[2], gr[2], (size_t)d->oc) > tol) bad = 3;
+        for (int k = 0; k < 3; k++) free(g0[k]), free(gr[k]), free(gc[k]);
+        CHECKF(!bad, "conv backward gradient %d (mask %d): %s", bad - 1, mask, desc_str(d));
+    }
+    for (int mask = 1; mask < 8; mask++) {
+        float *g0[3] = {rnd(nout), rnd(nw), rnd((size_t)d->c)};
+        float *gr[3], *gc[3];
+        for (int k = 0; k < 3; k++) {
+            size_t len = k == 0 ? nout : k == 1 ? nw : (size_t)d->c;
+            gr[k] = mask >> k & 1 ? dup(g0[k], len) : NULL;
+            gc[k] = mask >> k & 1 ? dup(g0[k], len) : NULL;
+        }
+        ref->conv2d_transpose_backward(ref, gr[0], gr[1], gr[2], dyt, dy, w, d);
+        cpu->conv2d_transpose_backward(cpu, gc[0], gc[1], gc[2], dyt, dy, w, d);
+        int bad = 0;
+        if (gr[0] && rel_err(gc[0], gr[0], nout) > tol) bad = 1;
+        if (gr[1] && rel_err(gc[1], gr[1], nw) > tol) bad = 2;
+        if (gr[2] && rel_err(gc[2], gr[2], (size_t)d->c) > tol) bad = 3;
+        for (int k = 0; k < 3; k++) free(g0[k]), free(gr[k]), free(gc[k]);
+        CHECKF(!bad, "transpose backward gradient %d (mask %d): %s", bad - 1, mask, desc_str(d));
+    }
+    rc = 0;
+    free(x), free(w), free(b), free(bc), free(dy), free(dyt), free(y1), free(y2), free(t1), free(t2);
+    return rc;
+}
+
+static int test_conv_fixed_shapes(void) {
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err);
+    CHECKF(cpu, "%s", err.msg);
+    ams_conv2d_desc cases[] = {
+        make_desc(2, 9, 11, 5, 7, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),      /* odd sizes, batch 2 */
+        make_desc(1, 10, 13, 8, 16, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),    /* stride 2, TF SAME */
+        make_desc(2, 12, 9, 6, 4, 3, 3, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0),      /* dilation 2 */
+        make_desc(2, 14, 15, 16, 16, 3, 3, 2, 2, 1, 1, 16, 1, 0, 0, 0, 0),  /* depthwise s2 */
+        make_desc(1, 17, 11, 24, 24, 3, 3, 1, 1, 4, 4, 24, 1, 0, 0, 0, 0),  /* atrous depthwise */
+        make_desc(2, 8, 10, 6, 4, 3, 1, 1, 2, 1, 1, 2, 1, 0, 0, 0, 0),      /* groups 2, 3x1 */
+        make_desc(3, 7, 5, 32, 24, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),     /* pointwise */
+        make_desc(1, 9, 9, 8, 16, 3, 3, 1, 1, 1, 1, 8, 1, 0, 0, 0, 0),      /* depth multiplier 2 */
+        make_desc(1, 11, 12, 3, 32, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),    /* MNV2's first conv */
+        make_desc(2, 6, 7, 4, 5, 2, 4, 2, 3, 1, 1, 1, 0, 2, 0, 1, 3),       /* explicit, asymmetric */
+        make_desc(1, 5, 6, 4, 4, 5, 5, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),       /* VALID, k > spatial/2 */
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && !rc; i++) rc = check_conv(cpu, &cases[i]);
+    ams_backend_free(cpu);
+    return rc;
+}
+
+static int test_conv_random_shapes(void) {
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err);
+    CHECKF(cpu, "%s", err.msg);
+    int rc = 0;
+    for (int it = 0; it < 30 && !rc; it++) {
+        int groups = irand(1, 3), kind = irand(0, 2);
+        int c = groups * irand(1, 6), oc = groups * irand(1, 6);
+        if (kind == 0) groups = c, oc = c * irand(1, 2); /* depthwise */
+        int k = irand(1, 4), s = irand(1, 2), dil = k > 1 ? irand(1, 3) : 1;
+        int h = irand(1, 13), w = irand(1, 13);
+        int same = irand(0, 1);
+        ams_conv2d_desc d = make_desc(irand(1, 3), h, w, c, oc, k, irand(1, 4), s, irand(1, 2), dil,
+                                      irand(1, 2), groups, same, irand(0, 2), irand(0, 2), irand(0, 2),
+                                      irand(0, 2));
+        if (d.oh < 1 || d.ow < 1) continue;
+        rc = check_conv(cpu, &d);
+    }
+    ams_backend_free(cpu);
+    return rc;
+}
+
+/* Element-wise and row-wise kernels on sizes big enough to run in parallel. */
+static int test_elementwise(void) {
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err), *ref = ams_backend_ref();
+    CHECKF(cpu, "%s", err.msg);
+    ams_conv2d_desc *d = NULL; /* for CLOSE's message */
+    (void)d;
+    const int64_t n = 100003;
+    float *x = rnd((size_t)n), *y = rnd((size_t)n), *m = rnd((size_t)n);
+    float *o1 = rnd((size_t)n), *o2 = dup(o1, (size_t)n), *g1 = rnd((size_t)n), *g2 = dup(g1, (size_t)n);
+    for (int64_t i = 0; i < n; i++) x[i] *= 8.0f, m[i] = m[i] > 0 ? 1.25f : 0.0f;
+#define UN(f, b)                                                                       \
+    do {                                                                               \
+        ref->f(ref, o1, x, n), cpu->f(cpu, o2, x, n);                                  \
+        CHECKF(check_max_abs_diff(o1, o2, (size_t)n) == 0, #f);                        \
+        ref->b(ref, g1, y, o1, n), cpu->b(cpu, g2, y, o1, n);                          \
+        CHECKF(check_max_abs_diff(g1, g2, (size_t)n) == 0, #b);                        \
+    } while (0)
+    UN(relu_forward, relu_backward);
+    UN(relu6_forward, relu6_backward);
+    UN(sigmoid_forward, sigmoid_backward);
+    UN(tanh_forward, tanh_backward);
+    ref->affine_forward(ref, o1, x, 0.5f, -1.0f, n), cpu->affine_forward(cpu, o2, x, 0.5f, -1.0f, n);
+    CHECK(check_max_abs_diff(o1, o2, (size_t)n) == 0);
+    ref->affine_backward(ref, g1, y, 0.5f, n), cpu->affine_backward(cpu, g2, y, 0.5f, n);
+    CHECK(check_max_abs_diff(g1, g2, (size_t)n) == 0);
+    ref->dropout_forward(ref, o1, x, m, n), cpu->dropout_forward(cpu, o2, x, m, n);
+    CHECK(check_max_abs_diff(o1, o2, (size_t)n) == 0);
+    ref->dropout_backward(ref, g1, y, m, n), cpu->dropout_backward(cpu, g2, y, m, n);
+    CHECK(check_max_abs_diff(g1, g2, (size_t)n) == 0);
+    /* add: same shapes (parallel) and a broadcast (reference path) */
+    ams_bcast_desc bd = {.ndim = 2, .out = {n, 1}, .a = {n, 1}, .b = {n, 1}};
+    ref->add_forward(ref, o1, x, y, &bd), cpu->add_forward(cpu, o2, x, y, &bd);
+    CHECK(check_max_abs_diff(o1, o2, (size_t)n) == 0);
+    float *da1 = dup(x, (size_t)n), *da2 = dup(x, (size_t)n);
+    ref->add_backward(ref, da1, g1, y, &bd), cpu->add_backward(cpu, da2, g2, y, &bd);
+    CHECK(check_max_abs_diff(da1, da2, (size_t)n) == 0 && check_max_abs_diff(g1, g2, (size_t)n) == 0);
+    ref->add_backward(ref, NULL, g1, y, &bd), cpu->add_backward(cpu, NULL, g2, y, &bd);
+    CHECK(check_max_abs_diff(g1, g2, (size_t)n) == 0);
+    ams_bcast_desc bb = {.ndim = 2, .out = {n / 7, 7}, .a = {n / 7, 7}, .b = {1, 7}};
+    ref->add_forward(ref, o1, x, y, &bb), cpu->add_forward(cpu, o2, x, y, &bb);
+    CHECK(check_max_abs_diff(o1, o2, (size_t)(n / 7 * 7)) == 0);
+    free(da1), free(da2);
+    /* batch norm: rows x 19 channels, gradients accumulate into non-zero buffers */
+    int c = 19;
+    int64_t rows = n / c;
+    float *gam = rnd((size_t)c), *bet = rnd((size_t)c), *mean = rnd((size_t)c), *var = rnd((size_t)c);
+    for (int j = 0; j < c; j++) var[j] = var[j] * var[j] + 0.1f;
+    ref->batchnorm_forward(ref, o1, x, gam, bet, mean, var, 1e-3f, rows, c);
+    cpu->batchnorm_forward(cpu, o2, x, gam, bet, mean, var, 1e-3f, rows, c);
+    CHECK(check_max_abs_diff(o1, o2, (size_t)(rows * c)) == 0);
+    float *dg1 = rnd((size_t)c), *dg2 = dup(dg1, (size_t)c), *db1 = rnd((size_t)c), *db2 = dup(db1, (size_t)c);
+    ref->batchnorm_backward(ref, g1, dg1, db1, y, x, gam, mean, var, 1e-3f, rows, c);
+    cpu->batchnorm_backward(cpu, g2, dg2, db2, y, x, gam, mean, var, 1e-3f, rows, c);
+    CHECK(check_max_abs_diff(g1, g2, (size_t)(rows * c)) == 0);
+    CHECKF(rel_err(dg2, dg1, (size_t)c) < 1e-5 && rel_err(db2, db1, (size_t)c) < 1e-5, "bn sums");
+    ref->batchnorm_backward(ref, NULL, NULL, db1, y, x, gam, mean, var, 1e-3f, rows, c);
+    cpu->batchnorm_backward(cpu, NULL, NULL, db2, y, x, gam, mean, var, 1e-3f, rows, c);
+    CHECK(rel_err(db2, db1, (size_t)c) < 1e-5);
+    free(gam), free(bet), free(mean), free(var), free(dg1), free(dg2), free(db1), free(db2);
+    free(x), free(y), free(m), free(o1), free(o2), free(g1), free(g2);
+    ams_backend_free(cpu);
+    return 0;
+}
+
+/* Bilinear resize, every mode, by rows (forward), by image and by channel (backward). */
+static int test_resize(void) {
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err), *ref = ams_backend_ref();
+    CHECKF(cpu, "%s", err.msg);
+    static const int shapes[][6] = {{1, 17, 33, 19, 129, 257}, {3, 9, 13, 5, 70, 95}, {1, 40, 30, 3, 21, 17}};
+    for (size_t s = 0; s < 3; s++) {
+        const int *sh = shapes[s];
+        size_t nin = (size_t)sh[0] * sh[1] * sh[2] * sh[3], nout = (size_t)sh[0] * sh[4] * sh[5] * sh[3];
+        for (int mode = 0; mode < 3; mode++) {
+            float *x = rnd(nin), *o1 = rnd(nout), *o2 = rnd(nout), *g = rnd(nout);
+            float *d1 = rnd(nin), *d2 = dup(d1, nin);
+            ref->resize_bilinear_forward(ref, o1, x, sh[0], sh[1], sh[2], sh[3], sh[4], sh[5], mode);
+            cpu->resize_bilinear_forward(cpu, o2, x, sh[0], sh[1], sh[2], sh[3], sh[4], sh[5], mode);
+            double ef = check_max_abs_diff(o1, o2, nout);
+            ref->resize_bilinear_backward(ref, d1, g, sh[0], sh[1], sh[2], sh[3], sh[4], sh[5], mode);
+            cpu->resize_bilinear_backward(cpu, d2, g, sh[0], sh[1], sh[2], sh[3], sh[4], sh[5], mode);
+            double eb = check_max_abs_diff(d1, d2, nin);
+            free(x), free(o1), free(o2), free(g), free(d1), free(d2);
+            CHECKF(ef == 0 && eb == 0, "resize shape %zu mode %d: %g %g", s, mode, ef, eb);
+        }
+    }
+    ams_backend_free(cpu);
+    return 0;
+}
+
+/* One DeepLab training graph with its inputs. */
+typedef struct net {
+    ams_params *p;
+    ams_graph *g;
+    int x, out, labels, loss;
+} net;
+
+static int net_make(net *t, int os, int n, int h, int w, uint64_t seed) {
+    ams_err err = {0};
+    ams_deeplab_config cfg = {5, os};
+    t->p = ams_params_new();
+    CHECK(ams_deeplab_mnv2_declare(t->p, &cfg, &err) == AMS_OK && ams_params_alloc(t->p, &err) == AMS_OK);
+    ams_deeplab_mnv2_init_random(t->p, seed);
+    t->g = ams_graph_new(t->p);
+    CHECKF(ams_deeplab_mnv2_build(t->g, &cfg, n, h, w, 0, &t->x, &t->out, &err) == AMS_OK, "%s", err.msg);
+    t->labels = ams_graph_labels(t->g, "labels", n, h, w);
+    t->loss = ams_graph_softmax_ce(t->g, t->out, t->labels, NULL, 0);
+    CHECK(ams_graph_plan(t->g, AMS_PLAN_TRAIN, &err) == AMS_OK);
+    size_t np = (size_t)n * h * w;
+    float *x = malloc(np * 3 * sizeof *x);
+    uint8_t *l = malloc(np);
+    for (size_t i = 0; i < np * 3; i++) x[i] = 255.0f * ams_rng_uniform(&rng);
+    for (size_t i = 0; i < np; i++) l[i] = (uint8_t)(ams_rng_u64(&rng) % 6 == 5 ? 255 : ams_rng_u64(&rng) % 5);
+    int ok = ams_graph_set_input(t->g, t->x, x, &err) == AMS_OK &&
+             ams_graph_set_labels(t->g, t->labels, l, &err) == AMS_OK;
+    free(x), free(l);
+    CHECKF(ok, "%s", err.msg);
+    return 0;
+}
+
+static void net_free(net *t) {
+    ams_graph_free(t->g);
+    ams_params_free(t->p);
+}
+
+static int step(net *t, const ams_backend *be) {
+    ams_err err = {0};
+    ams_params_zero_grads(t->p);
+    CHECKF(ams_graph_forward(t->g, be, &err) == AMS_OK, "%s", err.msg);
+    CHECKF(ams_graph_backward(t->g, be, t->loss, &err) == AMS_OK, "%s", err.msg);
+    return 0;
+}
+
+/* Whole DeepLabV3-MNV2 (OS 16 and 8, batch 2, odd size): logits, loss and every
+ * parameter's gradient with the cpu backend vs the reference backend. */
+static int test_deeplab_cpu_vs_ref(void) {
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 0, &err), *ref = ams_backend_ref();
+    CHECKF(cpu, "%s", err.msg);
+    for (int os = 8; os <= 16; os += 8) {
+        net t;
+        ams_rng_seed(&rng, 40 + (uint64_t)os);
+        if (net_make(&t, os, 2, 37, 29, 3)) return 1;
+        size_t nl = 2 * 37 * 29 * 5, np = t.p->total;
+        CHECK(step(&t, ref) == 0);
+        float *lr = dup(ams_graph_value(t.g, t.out), nl), *gr = dup(t.p->grads, np);
+        float loss_r = *ams_graph_value(t.g, t.loss);
+        CHECK(step(&t, cpu) == 0);
+        const float *lc = ams_graph_value(t.g, t.out);
+        float loss_c = *ams_graph_value(t.g, t.loss);
+        double el = check_rel_l2(lc, lr, nl), eg = check_rel_l2(t.p->grads, gr, np);
+        double eloss = fabs((double)loss_c - loss_r) / fabs((double)loss_r);
+        /* every tensor's gradient on its own scale */
+        double worst = 0;
+        const char *wname = "";
+        for (int i = 0; i < t.p->count; i++) {
+            const ams_param_info *pi = &t.p->info[i];
+            if (!pi->trainable) continue;
+            double e = check_rel_l2(t.p->grads + pi->offset, gr + pi->offset, (size_t)pi->numel);
+            if (e > worst) worst = e, wname = pi->name;
+        }
+        free(lr), free(gr);
+        net_free(&t);
+        CHECKF(el < 1e-4 && eloss < 1e-5, "OS %d logits rel %.3g loss rel %.3g", os, el, eloss);
+        CHECKF(eg < 1e-4 && worst < 1e-3, "OS %d grads rel %.3g, worst %s %.3g", os, eg, wname, worst);
+    }
+    ams_backend_free(cpu);
+    return 0;
+}
+
+/* After a warm-up step, further identical steps allocate nothing of the backend's and
+ * leave the heap's in-use bytes where they were (oneDNN frees what it takes per call). */
+static int test_no_steady_state_allocation(void) {
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err);
+    CHECKF(cpu, "%s", err.msg);
+    net t;
+    ams_rng_seed(&rng, 5);
+    if (net_make(&t, 16, 2, 41, 33, 4)) return 1;
+    CHECK(step(&t, cpu) == 0);
+    size_t a0 = ams_cpu_alloc_count(cpu);
+    CHECK(a0 > 0);
+    struct mallinfo2 m0 = mallinfo2();
+    CHECK(step(&t, cpu) == 0);
+    CHECK(step(&t, cpu) == 0);
+    struct mallinfo2 m1 = mallinfo2();
+    CHECKF(ams_cpu_alloc_count(cpu) == a0, "%zu allocations after warm-up",
+           ams_cpu_alloc_count(cpu) - a0);
+#if !defined(__SANITIZE_ADDRESS__) /* ASan's allocator does not report to mallinfo2 */
+    CHECKF(m1.uordblks + m1.hblkhd == m0.uordblks + m0.hblkhd, "heap in use %zu -> %zu",
+           m0.uordblks + m0.hblkhd, m1.uordblks + m1.hblkhd);
+#else
+    (void)m0, (void)m1;
+#endif
+    net_free(&t);
+    ams_backend_free(cpu);
+    return 0;
+}
+
+static int test_selection(void) {
+    ams_err err = {0};
+    CHECK(ams_backend_by_name("ref", 3, &err) == ams_backend_ref());
+    CHECK(ams_backend_threads(ams_backend_ref()) == 1);
+    const ams_backend *be = ams_backend_by_name(NULL, 3, &err);
+    CHECK(be && !strcmp(be->name, "cpu") && ams_backend_threads(be) >= 1);
+    ams_backend_free(be);
+    CHECK(ams_backend_by_name("gpu", 1, &err) == NULL && err.code == AMS_E_INVAL);
+    CHECK(strstr(err.msg, "gpu") != NULL);
+    const ams_backend *out = NULL;
+    CHECK(ams_backend_cpu_create(-1, &out, &err) == AMS_E_RANGE && out == NULL);
+    ams_backend_free(ams_backend_ref()); /* ignored */
+    ams_backend_free(NULL);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    ams_rng_seed(&rng, 1234);
+    static const check_case cases[] = {
+        {"selection", test_selection},
+        {"conv_fixed_shapes", test_conv_fixed_shapes},
+        {"conv_random_shapes", test_conv_random_shapes},
+        {"elementwise", test_elementwise},
+        {"resize", test_resize},
+        {"deeplab_cpu_vs_ref", test_deeplab_cpu_vs_ref},
+        {"no_steady_state_allocation", test_no_steady_state_allocation},
+    };
+    return check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
+}
