@@ -115,7 +115,8 @@ int ams_graph_affine(ams_graph *g, int x, float a, float b);
 int ams_graph_add(ams_graph *g, int a, int b); /* numpy broadcasting */
 int ams_graph_mul(ams_graph *g, int a, int b);
 int ams_graph_div(ams_graph *g, int a, int b); /* a / b, numpy broadcasting */
-int ams_graph_concat(ams_graph *g, const int *xs, int k, int axis);
+#define AMS_CONCAT_MAX 64
+int ams_graph_concat(ams_graph *g, const int *xs, int k, int axis); /* k <= AMS_CONCAT_MAX */
 int ams_graph_global_avgpool(ams_graph *g, int x); /* (n,h,w,c) -> (n,1,1,c) */
 int ams_graph_avgpool(ams_graph *g, int x, int kh, int kw, int sh, int sw, ams_padding pad);
 int ams_graph_maxpool(ams_graph *g, int x, int kh, int kw, int sh, int sw, ams_padding pad);

@@ -323,7 +323,8 @@ int ams_graph_mul(ams_graph *g, int a, int b) { return binary(g, AMS_OP_MUL, a, 
 int ams_graph_div(ams_graph *g, int a, int b) { return binary(g, AMS_OP_DIV, a, b); }
 
 int ams_graph_concat(ams_graph *g, const int *xs, int k, int axis) {
-    if (k < 1) return fail(g, AMS_E_INVAL, "concat of %d inputs", k);
+    if (k < 1 || k > AMS_CONCAT_MAX) /* the executor keeps input pointers on the stack */
+        return fail(g, AMS_E_INVAL, "concat of %d inputs (1..%d)", k, AMS_CONCAT_MAX);
     int id = add_node(g, AMS_OP_CONCAT, xs, k);
     if (id < 0) return -1;
     const ams_node *n0 = node(g, xs[0]);

@@ -93,11 +93,10 @@ static void forward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
         be->div_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value, &n->bc);
         break;
     case AMS_OP_CONCAT: {
-        const float *ins[64];
-        const float **pins = n->nin <= 64 ? ins : NULL;
-        AMS_ASSERT(pins);
-        for (int k = 0; k < n->nin; k++) pins[k] = in(g, n, k)->value;
-        be->concat_forward(be, out, pins, n->chunk, n->nin, n->outer);
+        const float *ins[AMS_CONCAT_MAX];
+        AMS_ASSERT(n->nin <= AMS_CONCAT_MAX);
+        for (int k = 0; k < n->nin; k++) ins[k] = in(g, n, k)->value;
+        be->concat_forward(be, out, ins, n->chunk, n->nin, n->outer);
         break;
     }
     case AMS_OP_GLOBAL_AVGPOOL: {
@@ -221,8 +220,8 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
                          in(g, n, 1)->value, &n->bc);
         break;
     case AMS_OP_CONCAT: {
-        float *dins[64];
-        AMS_ASSERT(n->nin <= 64);
+        float *dins[AMS_CONCAT_MAX];
+        AMS_ASSERT(n->nin <= AMS_CONCAT_MAX);
         for (int k = 0; k < n->nin; k++) dins[k] = dinput(g, n, k);
         be->concat_backward(be, dins, dout, n->chunk, n->nin, n->outer);
         break;
