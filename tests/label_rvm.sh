@@ -5,7 +5,8 @@
 #     256x192 planes of 0/1; frames 0 and 5 agree with `ams infer --model rvm` on the same
 #     frames decoded by the ffmpeg CLI, thresholded at 0.5 (>= 98 % of pixels, person IoU >= 0.7);
 #  2. resume: a run interrupted by SIGINT (exit 130), then with a torn last record (a crash
-#     mid-write), then rerun, gives a file byte-identical to an uninterrupted run;
+#     mid-write), then rerun, gives a file byte-identical to an uninterrupted run; so does a run
+#     killed by SIGKILL and rerun;
 #  3. bad input (missing video, unknown model, other settings on resume, bad sizes) exits
 #     non-zero with one line (+ an optional HINT) and leaves no label file behind.
 # Skips, saying why, only when the models or the video are not cached and cannot be fetched.
@@ -36,7 +37,7 @@ fi
 cat >"$work/lbl.py" <<'PYEOF'
 import struct, subprocess, sys, zlib
 import numpy as np
-def read(path):
+def read(path, decode=True):
     b = open(path, 'rb').read()
     assert b[:8] == b'AMSLABEL', 'magic'
     ver, hsize, w, h, classes, mlen = struct.unpack_from('<6I', b, 8)
@@ -49,15 +50,18 @@ def read(path):
         size, pts, crc = struct.unpack_from('<IdI', b, off + 4)
         assert crc == zlib.crc32(b[off:off + 16]), 'record crc'
         if off + 20 + size > len(b): break          # torn tail
-        raw = subprocess.run(['zstd', '-d', '-c'], input=b[off + 20:off + 20 + size],
-                             capture_output=True, check=True).stdout
-        assert len(raw) == w * h, 'plane size'
-        frames.append((pts, np.frombuffer(raw, np.uint8).reshape(h, w)))
+        if decode:
+            raw = subprocess.run(['zstd', '-d', '-c'], input=b[off + 20:off + 20 + size],
+                                 capture_output=True, check=True).stdout
+            assert len(raw) == w * h, 'plane size'
+            frames.append((pts, np.frombuffer(raw, np.uint8).reshape(h, w)))
+        else:
+            frames.append((pts, None))
         off += 20 + size
     return w, h, classes, meta, frames
 cmd = sys.argv[1]
 if cmd == 'count':
-    try: print(len(read(sys.argv[2])[4]))
+    try: print(len(read(sys.argv[2], False)[4]))
     except Exception: print(0)
 elif cmd == 'check':  # FILE N W H: N frames at pts k/2, planes of 0/1
     w, h, classes, meta, frames = read(sys.argv[2])
@@ -84,7 +88,7 @@ elif cmd == 'agree':  # FILE K PHA.npy
 PYEOF
 
 # 1. the first 3 s at 2 fps, checked against ams infer on ffmpeg-decoded frames
-"$ams" label --teacher rvm --video "$video" --fps 2 --seconds 3 --output "$work/a.labels" \
+"$ams" label --threads 1 --teacher rvm --video "$video" --fps 2 --seconds 3 --output "$work/a.labels" \
   >"$work/a.json" 2>"$work/a.err" || fail "label: $(cat "$work/a.err")"
 tail -n 1 "$work/a.json" | grep -q '"frames": 6, "new": 6' || fail "label JSON: $(cat "$work/a.json")"
 "$py" "$work/lbl.py" check "$work/a.labels" 6 256 192 || fail "the label file does not read back"
@@ -92,7 +96,7 @@ for k in 0 5; do
   ffmpeg -loglevel error -y -i "$video" -vf "select=eq(n\,$k),scale=256:192:flags=area" -frames:v 1 \
     -f rawvideo -pix_fmt rgb24 "$work/f$k.rgb" || fail "ffmpeg frame $k"
   "$py" "$work/lbl.py" rgb2npy "$work/f$k.rgb" 256 192 "$work/f$k.npy"
-  "$ams" infer --model rvm --input "$work/f$k.npy" --output "$work/pha$k.npy" 2>"$work/i.err" ||
+  "$ams" infer --threads 1 --model rvm --input "$work/f$k.npy" --output "$work/pha$k.npy" 2>"$work/i.err" ||
     fail "infer: $(cat "$work/i.err")"
   "$py" "$work/lbl.py" agree "$work/a.labels" $((k / 5)) "$work/pha$k.npy" ||
     fail "labels of frame $k disagree with ams infer"
@@ -101,7 +105,7 @@ echo "label_rvm: $(tail -n 1 "$work/a.json")"
 
 # 2. interrupt (SIGINT), tear the last record, resume: equal to an uninterrupted run
 run() { # OUT  (exec: in the background, $! must be ams itself, not a subshell)
-  exec "$ams" label --teacher rvm --video "$video" --fps 5 --seconds 4 --width 128 --height 96 --output "$1"
+  exec "$ams" label --threads 1 --teacher rvm --video "$video" --fps 5 --seconds 8 --width 128 --height 96 --output "$1"
 }
 (run "$work/full.labels") >"$work/full.json" 2>"$work/full.err" || fail "full run: $(cat "$work/full.err")"
 (run "$work/b.labels") >"$work/b1.json" 2>"$work/b1.err" &
@@ -118,16 +122,30 @@ wait "$pid" || st=$?
 pid=""
 [ "$st" -eq 130 ] || fail "SIGINT: exit $st, expected 130: $(cat "$work/b1.err")"
 n1=$("$py" "$work/lbl.py" count "$work/b.labels")
-[ "$n1" -ge 3 ] && [ "$n1" -lt 20 ] || fail "interrupted run kept $n1 frames (want 3..19)"
+[ "$n1" -ge 3 ] && [ "$n1" -lt 40 ] || fail "interrupted run kept $n1 frames (want 3..39)"
 size=$(wc -c <"$work/b.labels")
 truncate -s $((size - 7)) "$work/b.labels" # a crash in the middle of the last write
 (run "$work/b.labels") >"$work/b2.json" 2>"$work/b2.err" || fail "resume: $(cat "$work/b2.err")"
 grep -q "dropped" "$work/b2.err" || fail "resume did not report the torn record: $(cat "$work/b2.err")"
 grep -q "\"resumed\": $((n1 - 1))" "$work/b2.json" || fail "resume JSON: $(cat "$work/b2.json")"
 cmp "$work/b.labels" "$work/full.labels" || fail "interrupted + resumed labels differ from a full run"
-[ "$("$py" "$work/lbl.py" count "$work/full.labels")" -eq 20 ] || fail "full run: not 20 frames"
+[ "$("$py" "$work/lbl.py" count "$work/full.labels")" -eq 40 ] || fail "full run: not 40 frames"
 (run "$work/b.labels") >"$work/b3.json" 2>&1 || fail "rerun of a complete file"
 grep -q '"new": 0' "$work/b3.json" || fail "rerun of a complete file added frames: $(cat "$work/b3.json")"
+# a crash (SIGKILL, nothing flushed by the program) mid-run, then a rerun: identical as well
+(run "$work/c.labels") >/dev/null 2>&1 &
+pid=$!
+i=0
+while [ "$("$py" "$work/lbl.py" count "$work/c.labels" 2>/dev/null || echo 0)" -lt 2 ]; do
+  i=$((i + 1))
+  [ $i -lt 600 ] || fail "the killed run wrote no 2 frames in 60 s"
+  sleep 0.1
+done
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+pid=""
+(run "$work/c.labels") >"$work/c2.json" 2>"$work/c2.err" || fail "resume after SIGKILL: $(cat "$work/c2.err")"
+cmp "$work/c.labels" "$work/full.labels" || fail "killed + resumed labels differ from a full run"
 echo "label_rvm: interrupted after $n1 frames, resumed: identical to the full run"
 
 # 3. bad input: one line (+ HINT), non-zero, no label file left behind
@@ -143,9 +161,9 @@ expect_fail "missing video" "none.avi" --teacher rvm --video "$work/none.avi" --
 expect_fail "unknown model" "cannot open" --teacher "$work/nope.json" --video "$video" --output "$work/x.labels"
 [ ! -e "$work/x.labels" ] || fail "an unknown model left a label file"
 AMS_CACHE="$work/empty" expect_fail "uncached name" "tools/fetch-models" --teacher rvm --video "$video" --output "$work/x.labels"
-expect_fail "other fps on resume" "fps 5 there, 4 now" --teacher rvm --video "$video" --fps 4 --seconds 4 \
+expect_fail "other fps on resume" "fps 5 there, 4 now" --teacher rvm --video "$video" --fps 4 --seconds 8 \
   --width 128 --height 96 --output "$work/b.labels"
-expect_fail "other teacher on resume" "teacher" --teacher selfie --video "$video" --fps 5 --seconds 4 \
+expect_fail "other teacher on resume" "teacher" --teacher selfie --video "$video" --fps 5 --seconds 8 \
   --width 128 --height 96 --output "$work/b.labels"
 expect_fail "other size on resume" "label size 128x96 there, 256x192 now" --teacher rvm --video "$video" \
   --fps 5 --output "$work/b.labels"

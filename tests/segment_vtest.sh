@@ -40,7 +40,7 @@ frac() { sed -n 's/.*"fraction_1": \([0-9.]*\).*/\1/p' "$1"; }
 # PNG of one video frame: sizes, and rvm finds more person pixels than selfie
 for t in 0 40; do
   for m in selfie rvm; do
-    "$ams" segment --model $m --input "$video" --time $t --width 256 --height 192 \
+    "$ams" segment --threads 1 --model $m --input "$video" --time $t --width 256 --height 192 \
       --output "$work/$m$t.png" >"$work/$m$t.json" 2>"$work/err" || fail "$m t=$t: $(cat "$work/err")"
     [ "$(probe "$work/$m$t.png")" = "png 256 192 1" ] || fail "$m$t.png: $(probe "$work/$m$t.png")"
   done
@@ -54,7 +54,7 @@ done
 # where nothing is drawn and is round(0.5 * frame + 0.5 * (255, 40, 40)) (the binary palette) on exactly the mask's pixels
 # (their count comes from the JSON's fraction_1)
 ffmpeg -loglevel error -y -i "$video" -vf "select=eq(n\,0),scale=256:192:flags=area" -frames:v 1 "$work/f0.png"
-"$ams" segment --model rvm --input "$work/f0.png" --output "$work/o0.png" >"$work/o0.json" 2>"$work/err" ||
+"$ams" segment --threads 1 --model rvm --input "$work/f0.png" --output "$work/o0.png" >"$work/o0.json" 2>"$work/err" ||
   fail "rvm on f0.png: $(cat "$work/err")"
 ffmpeg -loglevel error -y -i "$work/f0.png" -f rawvideo -pix_fmt rgb24 "$work/f0.rgb"
 ffmpeg -loglevel error -y -i "$work/o0.png" -f rawvideo -pix_fmt rgb24 "$work/o0.rgb"
@@ -75,16 +75,16 @@ PYEOF
 ffmpeg -loglevel error -y -i "$video" -vf "select=eq(n\,100)" -frames:v 1 "$work/frame.png"
 ffmpeg -loglevel error -y -i "$video" -vf "select=eq(n\,100)" -frames:v 1 "$work/frame.jpg"
 for ext in png jpg; do
-  "$ams" segment --model selfie --input "$work/frame.$ext" --output "$work/img_$ext.png" >"$work/j" 2>"$work/err" ||
+  "$ams" segment --threads 1 --model selfie --input "$work/frame.$ext" --output "$work/img_$ext.png" >"$work/j" 2>"$work/err" ||
     fail "image $ext: $(cat "$work/err")"
   [ "$(probe "$work/img_$ext.png")" = "png 512 384 1" ] || fail "img_$ext.png: $(probe "$work/img_$ext.png")"
 done
 
 # video -> mp4: every frame of 1 s (10 frames), and rvm at 4 fps for 1 s (4 frames)
-"$ams" segment --model selfie --input "$video" --start 2 --seconds 1 --width 256 --height 192 \
+"$ams" segment --threads 1 --model selfie --input "$video" --start 2 --seconds 1 --width 256 --height 192 \
   --output "$work/selfie.mp4" >"$work/j" 2>"$work/err" || fail "selfie mp4: $(cat "$work/err")"
 [ "$(probe "$work/selfie.mp4")" = "h264 256 192 10" ] || fail "selfie.mp4: $(probe "$work/selfie.mp4")"
-"$ams" segment --model rvm --input "$video" --fps 4 --seconds 1 --width 256 --height 192 \
+"$ams" segment --threads 1 --model rvm --input "$video" --fps 4 --seconds 1 --width 256 --height 192 \
   --output "$work/rvm.mp4" >"$work/j" 2>"$work/err" || fail "rvm mp4: $(cat "$work/err")"
 [ "$(probe "$work/rvm.mp4")" = "h264 256 192 4" ] || fail "rvm.mp4: $(probe "$work/rvm.mp4")"
 

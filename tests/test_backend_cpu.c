@@ -83,6 +83,11 @@ static int check_conv(const ams_backend *cpu, const ams_conv2d_desc *d) {
         ref->conv2d_forward(ref, y1, x, w, bias ? b : NULL, d);
         cpu->conv2d_forward(cpu, y2, x, w, bias ? b : NULL, d);
         CLOSE(y2, y1, nout, tol, bias ? "forward+bias" : "forward");
+        /* the backend caches reordered weights: a changed weight must be seen */
+        w[nw - 1] += 0.5f, w[0] -= 0.25f;
+        ref->conv2d_forward(ref, y1, x, w, bias ? b : NULL, d);
+        cpu->conv2d_forward(cpu, y2, x, w, bias ? b : NULL, d);
+        CLOSE(y2, y1, nout, tol, "forward after a weight change");
         ref->conv2d_transpose_forward(ref, t1, dy, w, bias ? bc : NULL, d);
         cpu->conv2d_transpose_forward(cpu, t2, dy, w, bias ? bc : NULL, d);
         CLOSE(t2, t1, nin, tol, bias ? "transpose forward+bias" : "transpose forward");
@@ -222,17 +227,55 @@ static int test_elementwise(void) {
     for (int j = 0; j < c; j++) var[j] = var[j] * var[j] + 0.1f;
     ref->batchnorm_forward(ref, o1, x, gam, bet, mean, var, 1e-3f, rows, c);
     cpu->batchnorm_forward(cpu, o2, x, gam, bet, mean, var, 1e-3f, rows, c);
-    CHECK(check_max_abs_diff(o1, o2, (size_t)(rows * c)) == 0);
+    CHECKF(rel_err(o2, o1, (size_t)(rows * c)) < 1e-6, "bn forward"); /* folded scale/shift */
     float *dg1 = rnd((size_t)c), *dg2 = dup(dg1, (size_t)c), *db1 = rnd((size_t)c), *db2 = dup(db1, (size_t)c);
     ref->batchnorm_backward(ref, g1, dg1, db1, y, x, gam, mean, var, 1e-3f, rows, c);
     cpu->batchnorm_backward(cpu, g2, dg2, db2, y, x, gam, mean, var, 1e-3f, rows, c);
-    CHECK(check_max_abs_diff(g1, g2, (size_t)(rows * c)) == 0);
+    CHECKF(rel_err(g2, g1, (size_t)(rows * c)) < 1e-6, "bn din"); /* g * (gamma * inv) */
     CHECKF(rel_err(dg2, dg1, (size_t)c) < 1e-5 && rel_err(db2, db1, (size_t)c) < 1e-5, "bn sums");
     ref->batchnorm_backward(ref, NULL, NULL, db1, y, x, gam, mean, var, 1e-3f, rows, c);
     cpu->batchnorm_backward(cpu, NULL, NULL, db2, y, x, gam, mean, var, 1e-3f, rows, c);
     CHECK(rel_err(db2, db1, (size_t)c) < 1e-5);
+    ref->batchnorm_backward(ref, g1, NULL, NULL, y, x, gam, mean, var, 1e-3f, rows, c);
+    cpu->batchnorm_backward(cpu, g2, NULL, NULL, y, x, gam, mean, var, 1e-3f, rows, c);
+    CHECK(rel_err(g2, g1, (size_t)(rows * c)) < 1e-6);
     free(gam), free(bet), free(mean), free(var), free(dg1), free(dg2), free(db1), free(db2);
     free(x), free(y), free(m), free(o1), free(o2), free(g1), free(g2);
+    ams_backend_free(cpu);
+    return 0;
+}
+
+/* Softmax cross-entropy by pixel slices: loss, count and gradient (with ignored pixels,
+ * a class subset, and accumulation into a non-zero gradient). */
+static int test_softmax_ce(void) {
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err), *ref = ams_backend_ref();
+    CHECKF(cpu, "%s", err.msg);
+    ams_conv2d_desc *d = NULL;
+    (void)d;
+    const int64_t p = 20011;
+    const int c = 7;
+    static const int sub[] = {5, 0, 3};
+    float *x = rnd((size_t)(p * c));
+    uint8_t *l = malloc((size_t)p);
+    for (int64_t i = 0; i < p; i++) {
+        x[i] *= 6.0f;
+        l[i] = (uint8_t)(i % 5 == 0 ? 255 : ams_rng_u64(&rng) % (uint64_t)c);
+    }
+    for (int nsub = 0; nsub <= 3; nsub += 3) {
+        float l1, l2;
+        int64_t n1, n2;
+        ref->softmax_ce_forward(ref, &l1, &n1, x, l, p, c, sub, nsub);
+        cpu->softmax_ce_forward(cpu, &l2, &n2, x, l, p, c, sub, nsub);
+        CHECKF(n1 == n2 && n1 > 0 && fabsf(l1 - l2) <= 1e-6f * fabsf(l1), "%g vs %g", l1, l2);
+        float *g1 = rnd((size_t)(p * c)), *g2 = dup(g1, (size_t)(p * c));
+        ref->softmax_ce_backward(ref, g1, 5000.0f, x, l, p, c, sub, nsub);
+        cpu->softmax_ce_backward(cpu, g2, 5000.0f, x, l, p, c, sub, nsub);
+        double e = rel_err(g2, g1, (size_t)(p * c));
+        free(g1), free(g2);
+        CHECKF(e < 1e-5, "softmax ce gradient nsub %d: %g", nsub, e);
+    }
+    free(x), free(l);
     ams_backend_free(cpu);
     return 0;
 }
@@ -280,6 +323,7 @@ static int net_make(net *t, int os, int n, int h, int w, uint64_t seed) {
     CHECKF(ams_deeplab_mnv2_build(t->g, &cfg, n, h, w, 0, &t->x, &t->out, &err) == AMS_OK, "%s", err.msg);
     t->labels = ams_graph_labels(t->g, "labels", n, h, w);
     t->loss = ams_graph_softmax_ce(t->g, t->out, t->labels, NULL, 0);
+    ams_graph_keep(t->g, t->out);
     CHECK(ams_graph_plan(t->g, AMS_PLAN_TRAIN, &err) == AMS_OK);
     size_t np = (size_t)n * h * w;
     float *x = malloc(np * 3 * sizeof *x);
@@ -315,9 +359,14 @@ static int test_deeplab_cpu_vs_ref(void) {
     for (int os = 8; os <= 16; os += 8) {
         net t;
         ams_rng_seed(&rng, 40 + (uint64_t)os);
-        if (net_make(&t, os, 2, 37, 29, 3)) return 1;
-        size_t nl = 2 * 37 * 29 * 5, np = t.p->total;
+        if (net_make(&t, os, 2, 23, 19, 3)) return 1;
+        int64_t shp[8];
+        int nd = ams_graph_shape(t.g, t.out, shp);
+        size_t nl = 1, np = t.p->total;
+        for (int i = 0; i < nd; i++) nl *= (size_t)shp[i];
+        CHECK(nd == 4 && shp[3] == 5);
         CHECK(step(&t, ref) == 0);
+        CHECK(ams_graph_value(t.g, t.out) != NULL);
         float *lr = dup(ams_graph_value(t.g, t.out), nl), *gr = dup(t.p->grads, np);
         float loss_r = *ams_graph_value(t.g, t.loss);
         CHECK(step(&t, cpu) == 0);
@@ -351,13 +400,13 @@ static int test_no_steady_state_allocation(void) {
     CHECKF(cpu, "%s", err.msg);
     net t;
     ams_rng_seed(&rng, 5);
-    if (net_make(&t, 16, 2, 41, 33, 4)) return 1;
+    if (net_make(&t, 16, 2, 21, 17, 4)) return 1;
     CHECK(step(&t, cpu) == 0);
+    CHECK(step(&t, cpu) == 0); /* the runtimes' own lazy set-up (thread teams) settles */
     size_t a0 = ams_cpu_alloc_count(cpu);
     CHECK(a0 > 0);
     struct mallinfo2 m0 = mallinfo2();
-    CHECK(step(&t, cpu) == 0);
-    CHECK(step(&t, cpu) == 0);
+    for (int i = 0; i < 3; i++) CHECK(step(&t, cpu) == 0);
     struct mallinfo2 m1 = mallinfo2();
     CHECKF(ams_cpu_alloc_count(cpu) == a0, "%zu allocations after warm-up",
            ams_cpu_alloc_count(cpu) - a0);
@@ -396,6 +445,7 @@ int main(int argc, char **argv) {
         {"conv_random_shapes", test_conv_random_shapes},
         {"elementwise", test_elementwise},
         {"resize", test_resize},
+        {"softmax_ce", test_softmax_ce},
         {"deeplab_cpu_vs_ref", test_deeplab_cpu_vs_ref},
         {"no_steady_state_allocation", test_no_steady_state_allocation},
     };

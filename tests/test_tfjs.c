@@ -3,8 +3,10 @@
  * hand-computed values; hostile manifests rejected with clear errors; every op
  * mapping and build-time fold (Pad, SpaceToBatchND atrous convs, tf.cond on fed
  * inputs, Split/Slice/Concat, resolution rebuild of resize / global pool / transposed
- * conv) against naive C loops written here; gradients of imported weights against
- * finite differences. (Real models: tests/parity_tfjs.sh, against TF.js itself.) */
+ * conv, RealDiv/Div on tensors) against naive C loops and formulas written here;
+ * gradients of imported weights against finite differences; the `ams convert`
+ * safetensors form loads back bit-identical. (Real models: tests/parity_tfjs.sh,
+ * against TF.js itself; fine-tuning them: tests/test_tfjs_finetune.c.) */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,8 +15,10 @@
 #include <unistd.h>
 
 #include "ams/rng.h"
+#include "ams/safetensors.h"
 #include "ams/tfjs.h"
 #include "check.h"
+#include "models/tfjs_internal.h" /* the converted model's int/bool constants */
 
 /* base64 of attribute strings */
 #define B64_SAME "U0FNRQ=="
@@ -222,6 +226,29 @@ static int test_decode(void) {
     CHECK(!strcmp(ams_tfjs_image_input(m, &ch, &rh, &rw), "x") && ch == 1 && rh == 4 && rw == 4);
     /* no signature: the unconsumed non-Const node is the output */
     CHECK(ams_tfjs_output_count(m) == 1 && !strcmp(ams_tfjs_output_node(m, 0), "c"));
+    /* `ams convert`: one safetensors file and back, every weight bit-identical */
+    char path[600];
+    snprintf(path, sizeof path, "%s/test_tfjs_decode.%d.safetensors", AMS_BINARY_DIR, (int)getpid());
+    CHECKF(ams_tfjs_save_safetensors(m, path, &err) == AMS_OK, "%s", err.msg);
+    ams_tfjs_model *m2 = NULL;
+    CHECKF(ams_tfjs_load(path, &m2, &err) == AMS_OK, "%s", err.msg);
+    ams_params *p2 = ams_tfjs_params(m2);
+    CHECK(p2->count == p->count && p2->total == p->total);
+    for (int k = 0; k < p->count; k++)
+        CHECK(!strcmp(p->info[k].name, p2->info[k].name) &&
+              p->info[k].trainable == p2->info[k].trainable);
+    CHECK(!memcmp(p->values, p2->values, p->total * sizeof(float)));
+    CHECK(ams_tfjs_node_count(m2) == ams_tfjs_node_count(m));
+    const tfjs_node *ni = &m2->nodes[ams_tfjs_find(m2, "i", 1)];
+    const tfjs_node *nb = &m2->nodes[ams_tfjs_find(m2, "bo", 2)];
+    CHECK(ni->cdtype == TFJS_DT_INT32 && ni->cint[0] == -7 && ni->cint[1] == 2147483647);
+    CHECK(nb->cdtype == TFJS_DT_BOOL && nb->cint[0] == 1 && nb->cint[1] == 0 && nb->cint[2] == 1);
+    ams_tfjs_free(m2);
+    /* plain weights are not a model */
+    CHECK(ams_params_save_safetensors(p, path, 0, 0, &err) == AMS_OK);
+    CHECK(ams_tfjs_load(path, &m2, &err) == AMS_E_FORMAT && !m2);
+    CHECKF(strstr(err.msg, "not a converted TF.js model"), "%s", err.msg);
+    remove(path);
     ams_tfjs_free(m);
     /* one byte short, one byte extra */
     CHECK(ams_tfjs_parse(json, strlen(json), w, n - 1, &m, &err) == AMS_E_FORMAT && !m);
@@ -528,6 +555,34 @@ static int test_unsupported(void) {
     return 0;
 }
 
+/* RealDiv / Div of tensors (RVM's guided filter) on the engine's broadcasting divide:
+ * tensor / tensor, constant / tensor and tensor / broadcast weight, against the formula. */
+static int test_realdiv(void) {
+    static mb m;
+    memset(&m, 0, sizeof m);
+    placeholder(&m, "x", 1, 2, 3, 1);
+    const_f32(&m, "one", 0, NULL, (float[]){1.0f});
+    const_f32(&m, "two", 0, NULL, (float[]){2.0f});
+    const_f32(&m, "w", 2, (int64_t[]){3, 1}, (float[]){1.0f, 2.0f, 4.0f});
+    node(&m, "sq", "Square", "\"x\"", NULL);
+    node(&m, "den", "AddV2", "\"sq\",\"one\"", NULL);
+    node(&m, "q", "RealDiv", "\"x\",\"den\"", NULL);   /* x / (x^2 + 1) */
+    node(&m, "r", "RealDiv", "\"two\",\"den\"", NULL); /* 2 / (x^2 + 1) */
+    node(&m, "s", "AddV2", "\"q\",\"r\"", NULL);
+    node(&m, "t", "Div", "\"s\",\"w\"", NULL);         /* broadcast over the width */
+    const float x[6] = {-1.5f, 0.0f, 0.5f, 2.0f, -3.0f, 1.0f};
+    float y[6];
+    int64_t shp[AMS_MAX_DIMS];
+    CHECK(run(&m, 1, 2, 3, NULL, 0, "t", x, y, 6, shp) == 0);
+    CHECK(shp[0] == 1 && shp[1] == 2 && shp[2] == 3 && shp[3] == 1);
+    const float w[3] = {1, 2, 4};
+    for (int i = 0; i < 6; i++) {
+        double want = ((double)x[i] + 2) / ((double)x[i] * x[i] + 1) / w[i % 3];
+        CHECKF(fabs(y[i] - want) < 1e-6, "y[%d] = %g, want %g", i, y[i], want);
+    }
+    return 0;
+}
+
 /* Imported weights are trainable parameters: d loss / d filter and bias from backward
  * against central finite differences of the forward loss (BCE on the pre-sigmoid logit). */
 static int test_gradients(void) {
@@ -601,6 +656,7 @@ int main(int argc, char **argv) {
         {"resolution_rebuild", test_resolution_rebuild},
         {"unsupported", test_unsupported},
         {"gradients", test_gradients},
+        {"realdiv", test_realdiv},
     };
     return check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ams/optim.h"
 #include "ams/tfjs.h"
@@ -127,6 +128,12 @@ static double loss_at(trainer *t) {
     return ams_graph_value(t->g, t->loss)[0];
 }
 
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -197,8 +204,9 @@ static int test_finetune_selfie_on_rvm_labels(void) {
         return 0;
     }
     int pos = 0;
+    double t0 = now();
     CHECK(teacher_labels(a.rvm, x, labels, &pos) == 0);
-    fprintf(stderr, "RVM labels: %d person pixels of %d\n", pos, NB * H * W);
+    fprintf(stderr, "RVM labels: %d person pixels of %d (%.1f s)\n", pos, NB * H * W, now() - t0);
     CHECKF(pos > 50, "the teacher found almost no people (%d pixels)", pos);
 
     ams_err err = {0};
@@ -216,8 +224,11 @@ static int test_finetune_selfie_on_rvm_labels(void) {
     CHECK(build_trainer(m, 1, FH, FW, &small) == 0);
     CHECK(ams_graph_set_input(small.g, small.in, xs, &err) == AMS_OK);
     CHECK(ams_graph_set_labels(small.g, small.lab, ls, &err) == AMS_OK);
+    t0 = now();
     CHECK(check_gradient_directions(&small, p, 1e-3f) == 0);
+    fprintf(stderr, "finite-difference check: %.1f s\n", now() - t0);
     ams_graph_free(small.g);
+    t0 = now();
 
     /* a few Adam steps on the batch */
     trainer t = {0};
@@ -240,6 +251,7 @@ static int test_finetune_selfie_on_rvm_labels(void) {
     /* the loss falls steadily, and by a clear margin overall */
     for (int s = 1; s <= STEPS; s++) CHECKF(losses[s] < losses[s - 1], "step %d rose", s);
     CHECKF(losses[STEPS] < 0.8 * losses[0], "loss %g -> %g", losses[0], losses[STEPS]);
+    fprintf(stderr, "%d Adam steps: %.1f s\n", STEPS, now() - t0);
     ams_adam_free(opt);
     ams_graph_free(t.g);
     ams_tfjs_free(m);

@@ -76,6 +76,13 @@ typedef struct ams_compute {
     ams_status (*run)(void *ctx, ams_compute_job *job, int *changed, ams_err *err);
     /* Frees a session's state (may be NULL). */
     void (*state_free)(void *ctx, void *state);
+    /* Optional persistence of the compute state (horizon, ATR, trained weights, optimizer), so
+     * a restarted server resumes training where it was: path is STATE/<id>.compute. save is
+     * called on the worker after every job that produced an update (write atomically: temp +
+     * rename); load before a session's first job after a start (*state NULL on entry; return
+     * AMS_E_NOTFOUND when the file does not exist). NULL: not persisted. */
+    ams_status (*state_save)(void *ctx, const void *state, const char *path, ams_err *err);
+    ams_status (*state_load)(void *ctx, void **state, const char *path, ams_err *err);
 } ams_compute;
 
 /* A deterministic stand-in for the trainer: changes a few hundred weights by amounts derived

@@ -127,6 +127,7 @@ typedef struct ams_sim_result {
     int updates;                 /* applied on the edge */
     int rejected;                /* updates the edge refused (never, unless a bug) */
     double server_compute_s;     /* sum of simulated phase compute */
+    double server_measured_s;    /* sum of the phases' real wall seconds */
     double wall_s;               /* the run's own wall time */
     size_t codec_bytes, ref_bytes; /* summed over updates */
     ams_sim_second *seconds;
@@ -154,12 +155,12 @@ ams_status ams_sim_write(const ams_sim_result *r, const char *dir, ams_err *err)
 ams_status ams_sim_write_compare(const ams_sim_result *const *r, int n, const char *dir,
                                  ams_err *err);
 
-/* Teacher labels for a video: runs a TF.js teacher whose first output is a probability or
- * alpha (RVM: pha; person = value > 0.5) at width x height on the frames shown at 0, 1/fps,
- * ... (max_seconds <= 0: all), appending them to the label store at path (resumes).
- * feeds: the teacher's scalar inputs. */
-ams_status ams_sim_make_labels(const ams_tfjs_model *teacher, const ams_tfjs_feed *feeds,
-                               int nfeeds, const char *video, double fps, int width, int height,
+/* Teacher labels for a video: runs a TF.js teacher whose output `output` (NULL: the first)
+ * is a probability or alpha (RVM: pha; person = value > 0.5) at width x height on the frames
+ * shown at 0, 1/fps, ... (max_seconds <= 0: all), appending them to the label store at path
+ * (resumes). feeds: the teacher's scalar inputs. */
+ams_status ams_sim_make_labels(const ams_tfjs_model *teacher, const char *output,
+                               const ams_tfjs_feed *feeds, int nfeeds, const char *video, double fps, int width, int height,
                                double max_seconds, const char *path,
                                ams_sim_progress_fn progress, void *progress_ctx, ams_err *err);
 

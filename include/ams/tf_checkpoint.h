@@ -24,7 +24,7 @@
 #ifndef AMS_TF_CHECKPOINT_H
 #define AMS_TF_CHECKPOINT_H
 
-#include "ams/tensor.h"
+#include "ams/params.h"
 
 #define AMS_TF_CHECKPOINT_MAX_INDEX ((size_t)256 << 20) /* .index bytes */
 #define AMS_TF_CHECKPOINT_MAX_ENTRIES 200000
@@ -67,5 +67,17 @@ ams_status ams_tf_checkpoint_read_bytes(const ams_tf_checkpoint *ck, int i, cons
  * global_step and other bookkeeping). DeepLab's names are ams's names (DESIGN.md), so a
  * kept variable keeps its name. */
 int ams_tf_checkpoint_deeplab_name(const char *tf_name, char *out, size_t cap);
+
+/* `ams convert CKPT out.safetensors`: reads every variable that
+ * ams_tf_checkpoint_deeplab_name keeps and writes it as float32 under that name
+ * (layouts unchanged: conv HWIO, depthwise (kh,kw,c,1)). With expect != NULL (e.g. the
+ * parameters ams_deeplab_mnv2_declare declared) every expected parameter must be present
+ * with exactly its shape and the file holds exactly those, in expect's order (kept
+ * variables expect lacks are skipped). Without expect every kept float32/float16
+ * variable is written. *written: tensors written; *extra: checkpoint entries not
+ * written (dropped or skipped); either may be NULL. */
+ams_status ams_tf_checkpoint_convert(const char *prefix, const char *out_path,
+                                    const ams_params *expect, int *written, int *extra,
+                                    ams_err *err);
 
 #endif

@@ -38,9 +38,19 @@
 typedef struct ams_tfjs_model ams_tfjs_model;
 
 /* Reads json_path and the weight shards its manifest lists (file names relative to
- * json_path's folder; no folders, no "..") and parses them (ams_tfjs_parse).
+ * json_path's folder; no folders, no "..") and parses them (ams_tfjs_parse). A path
+ * ending in ".safetensors" is read with ams_tfjs_load_safetensors instead.
  * *out: free with ams_tfjs_free. Errors start with the file name. */
 ams_status ams_tfjs_load(const char *json_path, ams_tfjs_model **out, ams_err *err);
+
+/* `ams convert`: the model as one safetensors file - every weight under its TF.js node
+ * name (float weights F32 as dequantized on load, int32 constants I32, bool U8) and in
+ * __metadata__ "format" = "ams-tfjs-graph-model" plus "ams.tfjs.model" = the model.json
+ * with its weightsManifest rewritten to name those tensors (float32/int32/bool, no
+ * quantization, no shard paths). Loading it gives the same graph with bit-identical
+ * weights, so identical outputs. */
+ams_status ams_tfjs_save_safetensors(const ams_tfjs_model *m, const char *path, ams_err *err);
+ams_status ams_tfjs_load_safetensors(const char *path, ams_tfjs_model **out, ams_err *err);
 
 /* Parses model.json text (json_len bytes, no NUL needed) with the concatenated
  * weight shards (weights_len bytes, in manifest order). Hostile input is an error,

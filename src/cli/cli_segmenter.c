@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ams/deeplab.h"
 #include "ams/graph.h"
 #include "ams/tfjs.h"
 #include "cli/cli_model.h"
@@ -57,21 +56,26 @@ static int open_tfjs(const char *cmd, const cli_seg_opts *o, cli_segmenter *s, a
     return CLI_OK;
 }
 
+/* The built-in architectures a teacher may name (weights from --weights). */
+static int is_arch(const char *model) {
+    return !strcmp(model, "deeplabv3-mnv2") || !strcmp(model, "deeplabv3plus-xception65");
+}
+
 static int open_deeplab(const char *cmd, const cli_seg_opts *o, cli_segmenter *s, ams_err *err) {
-    if (!o->deeplab.weights) return cli_usage_error(cmd, "deeplabv3-mnv2 needs --weights W.safetensors");
+    if (!o->deeplab.weights) return cli_usage_error(cmd, "%s needs --weights W.safetensors", o->model);
     cli_deeplab d = o->deeplab;
-    d.arch = "deeplabv3-mnv2";
+    d.arch = o->model;
     if (d.os == 0) d.os = 16;
     int rc = cli_deeplab_params(cmd, &d, &s->dp);
     if (rc != CLI_OK) return rc;
     s->g = ams_graph_new(s->dp);
     if (!s->g) return fail_err(cmd, &(ams_err){AMS_E_NOMEM, "out of memory"});
     ams_deeplab_config cfg = {(int)d.classes, (int)d.os};
-    if (ams_deeplab_mnv2_build(s->g, &cfg, 1, s->h, s->w, 0, &s->xin, &s->yout, err) != AMS_OK)
+    if (cli_deeplab_build(&d, s->g, &cfg, 1, s->h, s->w, 0, &s->xin, &s->yout, err) != AMS_OK)
         return fail_err(cmd, err);
     s->scale = 1.0f; /* DeepLab normalises raw RGB itself */
     const char *base = strrchr(d.weights, '/') ? strrchr(d.weights, '/') + 1 : d.weights;
-    snprintf(s->desc, sizeof s->desc, "deeplabv3-mnv2 os=%ld classes=%ld weights=%s", d.os,
+    snprintf(s->desc, sizeof s->desc, "%s os=%ld classes=%ld weights=%s", d.arch, d.os,
              d.classes, base);
     return CLI_OK;
 }
@@ -87,8 +91,7 @@ int cli_segmenter_open(const char *cmd, const cli_seg_opts *o, cli_segmenter **o
     s->w = o->width;
     s->h = o->height;
     s->threshold = (float)o->threshold;
-    int rc = !strcmp(o->model, "deeplabv3-mnv2") ? open_deeplab(cmd, o, s, &err)
-                                                 : open_tfjs(cmd, o, s, &err);
+    int rc = is_arch(o->model) ? open_deeplab(cmd, o, s, &err) : open_tfjs(cmd, o, s, &err);
     if (rc != CLI_OK) goto fail;
     rc = CLI_FAIL;
     if (ams_graph_plan(s->g, AMS_PLAN_INFER, &err) != AMS_OK) {

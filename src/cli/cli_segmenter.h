@@ -1,6 +1,7 @@
 /* cli_segmenter.h - a segmentation model as `ams label` and `ams segment` run it: RGB24
  * frames in, uint8 label planes out. The model is an imported TF.js model (a fetch-cache
- * name such as rvm or selfie, or a model.json path) or DeepLabV3-MNV2 with --weights.
+ * name such as rvm or selfie, or a model.json path) or a built-in architecture
+ * (deeplabv3-mnv2, deeplabv3plus-xception65) with --weights.
  *
  * Preprocessing follows the model (DESIGN.md): TF.js models get RGB/255, DeepLab raw 0..255.
  * Label rule: a one-channel output (selfie's probability, RVM's alpha) gives 2 classes,
@@ -17,8 +18,8 @@
 #include "cli/cli_common.h"
 
 typedef struct cli_seg_opts {
-    const char *model;       /* fetch-cache name, model.json path, or "deeplabv3-mnv2" */
-    cli_deeplab deeplab;     /* --weights, --classes, --os for deeplabv3-mnv2; --threads */
+    const char *model;       /* fetch-cache name, model.json path, or an --arch name */
+    cli_deeplab deeplab;     /* --weights, --classes, --os for an arch; --threads, --backend */
     char **feeds;            /* nfeeds "NAME=VALUE" texts (modified in place) */
     int nfeeds;
     const char *output_name; /* NULL: the model's default output */

@@ -19,13 +19,14 @@ static const char *const HELP =
     "                 [--seconds T] [--width W --height H] [--teacher-width TW --teacher-height TH]\n"
     "                 [--threshold X] [--feed NAME=VALUE ...] [--output-name NAME]\n"
     "                 [--image-fps F] [--threads N] [--backend cpu|ref]\n"
-    "                 [--weights W.safetensors --classes C --os 8|16]   (deeplabv3-mnv2)\n"
-    "  Runs MODEL (rvm, selfie, a TF.js model.json, or deeplabv3-mnv2 with --weights) on every\n"
-    "  frame of V, or on the frame shown at t = S + k/R with --fps, and appends one label plane\n"
-    "  per frame (stamped with the frame's pts) to LABELS. Labels are W x H (default 256x192,\n"
-    "  the size the sim evaluates at); the teacher sees the frame at TW x TH (default W x H,\n"
-    "  same aspect ratio) and its output is sampled down by centre-nearest. One-channel outputs\n"
-    "  (rvm's alpha, selfie's probability): label 1 where value > X (0.5), else 0; logits: argmax.\n"
+    "                 [--weights W.safetensors --classes C --os 8|16]   (an --arch teacher)\n"
+    "  Runs MODEL (rvm, selfie, a TF.js model.json, or deeplabv3-mnv2 / deeplabv3plus-xception65\n"
+    "  with --weights) on every frame of V, or on the frame shown at t = S + k/R with --fps, and\n"
+    "  appends one label plane per frame (stamped with the frame's pts) to LABELS. Labels are\n"
+    "  W x H (default 256x192, the size the sim evaluates at); the teacher sees the frame at\n"
+    "  TW x TH (default W x H, same aspect ratio), its output sampled down by centre-nearest.\n"
+    "  One-channel outputs (rvm's alpha, selfie's probability): label 1 where value > X (0.5),\n"
+    "  else 0; logits: argmax.\n"
     "  Resumable: Ctrl-C stops after the frame in flight; rerunning the same command continues\n"
     "  after the last stored frame (the settings must match those stored in LABELS).\n"
     "  The last stdout line is JSON: frames, new, resumed, width, height, classes,\n"
@@ -141,7 +142,7 @@ static ams_status check_resume(const char *path, const ams_label_info *want, ams
     else if (have->classes != want->classes)
         snprintf(what, sizeof what, "%d classes there, %d now", have->classes, want->classes);
     else {
-        static const char *const keys[] = {"teacher", "video", "fps", "teacher_size"};
+        static const char *const keys[] = {"teacher", "video", "video_fps", "fps", "teacher_size"};
         for (size_t k = 0; k < sizeof keys / sizeof keys[0] && !what[0]; k++) {
             char a[240], b[240];
             meta_value(have->meta, keys[k], a, sizeof a);
@@ -187,12 +188,13 @@ int ams_cmd_label(int argc, char **argv) {
     char teacher[512], video[256], fps[32];
     json_safe(teacher, sizeof teacher, cli_segmenter_desc(seg));
     const char *vbase = strrchr(a.video, '/') ? strrchr(a.video, '/') + 1 : a.video;
+    if (!*vbase) vbase = a.video; /* a folder given as "seq/" */
     json_safe(video, sizeof video, vbase);
     if (a.fps > 0) snprintf(fps, sizeof fps, "%g", a.fps);
     else snprintf(fps, sizeof fps, "\"all\"");
     snprintf(info.meta, sizeof info.meta,
-             "{\"tool\": \"ams label\", \"teacher\": \"%s\", \"video\": \"%s\", \"fps\": %s, "
-             "\"teacher_size\": \"%ldx%ld\"}", teacher, video, fps, a.tw, a.th);
+             "{\"tool\": \"ams label\", \"teacher\": \"%s\", \"video\": \"%s\", \"video_fps\": %g, "
+             "\"fps\": %s, \"teacher_size\": \"%ldx%ld\"}", teacher, video, vi->fps, fps, a.tw, a.th);
     if (check_resume(a.output, &info, &err) != AMS_OK) goto fail;
     if (ams_label_writer_open(&w, a.output, &info, &err) != AMS_OK) goto fail;
     if (ams_label_writer_dropped(w))
@@ -218,9 +220,13 @@ int ams_cmd_label(int argc, char **argv) {
     long k = 0;
     if (a.fps > 0) {
         if (isfinite(last) && last > a.start) k = (long)floor((last - a.start) * a.fps);
+        /* jump to the first sample not done instead of decoding up to it */
+        if (a.start + (double)k / a.fps > 0 && vi->kind != AMS_VIDEO_CAMERA &&
+            ams_video_seek(r, a.start + (double)k / a.fps, &err) != AMS_OK)
+            goto fail;
     } else {
         double t = isfinite(last) && last > a.start ? last : a.start;
-        if (t > 0 && ams_video_seek(r, t, &err) != AMS_OK) goto fail;
+        if (t > 0 && vi->kind != AMS_VIDEO_CAMERA && ams_video_seek(r, t, &err) != AMS_OK) goto fail;
     }
 
     cli_interrupt_install();

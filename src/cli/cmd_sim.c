@@ -10,6 +10,7 @@
 
 #include "ams/sim.h"
 #include "cli/cli_common.h"
+#include "cli/cli_video.h"
 #include "cli/commands.h"
 
 static const char *const HELP =
@@ -30,28 +31,32 @@ static const char *const HELP =
     "  --max-seconds S  only the first S seconds\n"
     "  --teacher MODEL --label-fps R 10 --label-width W 384 --label-height H 288:\n"
     "                 make LABELS first when it does not exist (rvm: alpha > 0.5 = person)\n"
-    "  --backend ref --threads N\n"
-    "With the reference kernels one batch-8 step at 256x192 takes about 1 s, so K 20 makes\n"
-    "a phase ~20 s of real time; a full vtest.avi run takes a few minutes.\n";
+    "  --codec int8|f16  update deltas: int8 with a scale per tensor (default) or fp16\n"
+    "  --backend cpu|ref (cpu)  --threads N (0 = all cores)\n"
+    "With the cpu backend a selfie batch-8 step at 256x192 takes about 0.3 s on one core\n"
+    "(the ref kernels: several seconds), so K 50 makes a phase ~15 s of real time.\n";
 
 typedef struct named {
-    const char *name, *file, *feeds;
+    const char *name, *file, *feeds, *output;
 } named;
 
 static const named NAMED[] = {
-    {"selfie", "selfie.json", ""},
-    {"rvm", "rvm.json", "r1i=0,r2i=0,r3i=0,r4i=0,downsample_ratio=0.5"},
+    {"selfie", "selfie.json", "", NULL},
+    {"rvm", "rvm.json", "r1i=0,r2i=0,r3i=0,r4i=0,downsample_ratio=0.5", "pha"},
 };
 
 /* A model path (a fetched name resolves into the cache) and its default feeds. */
-static const char *model_path(const char *m, char *buf, size_t cap, const char **feeds) {
+static const char *model_path(const char *m, char *buf, size_t cap, const char **feeds,
+                              const char **output) {
     *feeds = "";
+    *output = NULL;
     for (size_t i = 0; i < sizeof NAMED / sizeof NAMED[0]; i++)
         if (!strcmp(NAMED[i].name, m)) {
             const char *root = getenv("AMS_CACHE"), *home = getenv("HOME");
             if (root && root[0]) snprintf(buf, cap, "%s/models/%s", root, NAMED[i].file);
             else snprintf(buf, cap, "%s/.cache/ams/models/%s", home ? home : "/tmp", NAMED[i].file);
             *feeds = NAMED[i].feeds;
+            *output = NAMED[i].output;
             return buf;
         }
     snprintf(buf, cap, "%s", m);
@@ -132,10 +137,10 @@ static int run_one(const char *cmd, const ams_sim_config *c, const char *video,
 int ams_cmd_sim(int argc, char **argv) {
     const char *cmd = "sim";
     const char *video = NULL, *labels_path = NULL, *student = NULL, *out = NULL, *mode = NULL;
-    const char *teacher = NULL, *backend = "ref";
+    const char *teacher = NULL, *backend = "cpu";
     double label_fps = 10, lw = 384, lh = 288;
     int compare = 0;
-    long threads = 1;
+    long threads = 0;
     ams_sim_config c;
     ams_sim_config_default(&c);
     for (int i = 1; i < argc; i++) {
@@ -173,7 +178,11 @@ int ams_cmd_sim(int argc, char **argv) {
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--mode")) mode = v;
         else if (!strcmp(a, "--backend")) backend = v;
-        else if (!strcmp(a, "--strategy")) {
+        else if (!strcmp(a, "--codec")) {
+            if (!strcmp(v, "int8")) c.train.codec.values = AMS_UPDATE_INT8;
+            else if (!strcmp(v, "f16")) c.train.codec.values = AMS_UPDATE_F16;
+            else return cli_usage_error(cmd, "--codec is int8 or f16, got '%s'", v);
+        } else if (!strcmp(a, "--strategy")) {
             ams_err e = {0};
             if (ams_strategy_parse(v, &c.train.strategy, &e) != AMS_OK)
                 return cli_usage_error(cmd, "%s", e.msg);
@@ -200,7 +209,7 @@ int ams_cmd_sim(int argc, char **argv) {
         INT("--jit-iters", 1, 1000000, c.jit_iters)
         INT("--width", 16, 4096, c.width)
         INT("--height", 16, 4096, c.height)
-        INT("--threads", 1, 1024, threads)
+        INT("--threads", 0, 1024, threads)
         else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
@@ -217,20 +226,20 @@ int ams_cmd_sim(int argc, char **argv) {
     ams_err err = {0};
     if (mode && ams_sim_mode_parse(mode, &c.mode, &err) != AMS_OK)
         return cli_usage_error(cmd, "%s", err.msg);
-    c.train.be = cli_backend(cmd, backend);
+    cli_video_quiet_ffmpeg();
+    c.train.be = cli_backend_threads(cmd, backend, threads);
     if (!c.train.be) return CLI_USAGE;
-    (void)threads; /* the reference backend is single-threaded */
 
     char spath[4096], tpath[4096];
-    const char *sfeeds, *tfeeds;
-    model_path(student, spath, sizeof spath, &sfeeds);
+    const char *sfeeds, *tfeeds, *sout, *tout;
+    model_path(student, spath, sizeof spath, &sfeeds, &sout);
 
     if (access(labels_path, F_OK) != 0) {
         if (!teacher) {
             ams_err_set(&err, AMS_E_NOTFOUND, "labels '%s' do not exist", labels_path);
             return cli_fail(cmd, &err, "make them with `ams label`, or pass --teacher rvm");
         }
-        model_path(teacher, tpath, sizeof tpath, &tfeeds);
+        model_path(teacher, tpath, sizeof tpath, &tfeeds, &tout);
         ams_tfjs_model *tm = NULL;
         if (ams_tfjs_load(tpath, &tm, &err) != AMS_OK)
             return cli_fail(cmd, &err, "is the teacher fetched? (tools/fetch-models)");
@@ -246,7 +255,7 @@ int ams_cmd_sim(int argc, char **argv) {
             feeds[nf++].value = strtof(eq + 1, NULL);
         }
         progress_state ps = {cli_now(), "label", 0};
-        ams_status s = ams_sim_make_labels(tm, feeds, nf, video, label_fps, (int)lw, (int)lh,
+        ams_status s = ams_sim_make_labels(tm, tout, feeds, nf, video, label_fps, (int)lw, (int)lh,
                                            c.max_seconds, labels_path, progress, &ps, &err);
         fputc('\n', stderr);
         ams_tfjs_free(tm);

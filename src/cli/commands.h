@@ -20,5 +20,9 @@ int ams_cmd_overlay(int argc, char **argv);
 int ams_cmd_label(int argc, char **argv);
 int ams_cmd_sim(int argc, char **argv);
 int ams_cmd_segment(int argc, char **argv);
+int ams_cmd_convert(int argc, char **argv);
+int ams_cmd_keygen(int argc, char **argv);
+int ams_cmd_server(int argc, char **argv);
+int ams_cmd_edge(int argc, char **argv);
 
 #endif

@@ -15,6 +15,10 @@ static const ams_command commands[] = {
     {"label", "run a teacher over a video into a resumable label file", ams_cmd_label},
     {"sim", "emulate AMS on a video and teacher labels against link budgets; report", ams_cmd_sim},
     {"segment", "people masks of an image or video with a model: PNG or mp4", ams_cmd_segment},
+    {"convert", "a TF.js model or TF checkpoint into safetensors (loadable by infer)", ams_cmd_convert},
+    {"keygen", "a client's pre-shared key for the server and the edge", ams_cmd_keygen},
+    {"server", "the networked AMS server: sessions, updates, many edges", ams_cmd_server},
+    {"edge", "the edge client: student on every frame, uploads, live updates", ams_cmd_edge},
 };
 
 static void usage(FILE *f) {

@@ -700,6 +700,9 @@ static int safe_shard_name(const char *s) {
 
 ams_status ams_tfjs_load(const char *json_path, ams_tfjs_model **out, ams_err *err) {
     *out = NULL;
+    size_t pl = strlen(json_path);
+    if (pl >= 12 && !strcmp(json_path + pl - 12, ".safetensors"))
+        return ams_tfjs_load_safetensors(json_path, out, err); /* what `ams convert` wrote */
     uint8_t *json = NULL, *weights = NULL;
     size_t json_len = 0, wlen = 0;
     cJSON *root = NULL;

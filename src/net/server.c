@@ -123,14 +123,14 @@ static void conn_fail(ams_server *s, conn *c, int code, const char *text) {
     uint8_t buf[1100];
     size_t n;
     ams_err e = {0};
-    if (ams_msg_error_pack(code, text, buf, sizeof buf, &n, &e) == AMS_OK)
-        conn_send(s, c, AMS_MSG_ERROR, buf, n);
-    if (code >= 1 && code <= AMS_PROTO_INTERNAL) {
+    if (code >= 1 && code <= AMS_PROTO_INTERNAL) { /* counted before the peer can see it */
         pthread_mutex_lock(&s->mu);
         s->totals.rejected++;
         s->totals.by_reason[code]++;
         pthread_mutex_unlock(&s->mu);
     }
+    if (ams_msg_error_pack(code, text, buf, sizeof buf, &n, &e) == AMS_OK)
+        conn_send(s, c, AMS_MSG_ERROR, buf, n);
     conn_close(s, c);
 }
 
@@ -560,10 +560,12 @@ size_t ams_server_stats_json(ams_server *s, char *buf, size_t cap) {
         (unsigned long long)s->totals.handshakes, (unsigned long long)s->totals.jobs);
     for (int i = 0; i < s->n_sessions; i++) {
         session *ss = s->sessions[i];
-        PUT("%s{\"id\":\"%s\",\"connected\":%d,\"version\":%llu,\"uploads\":%llu,"
+        char hex[AMS_HASH_HEX_LEN];
+        ams_hash_hex(ss->hash, hex);
+        PUT("%s{\"id\":\"%s\",\"connected\":%d,\"version\":%llu,\"hash\":\"%s\",\"uploads\":%llu,"
             "\"uploads_dropped\":%llu,\"updates\":%llu,\"upload_bytes\":%llu,"
             "\"update_bytes\":%llu,\"lag_last\":%.3f,\"lag_mean\":%.3f,\"lag_max\":%.3f}",
-            i ? "," : "", ss->id, ss->info.connected, (unsigned long long)ss->version,
+            i ? "," : "", ss->id, ss->info.connected, (unsigned long long)ss->version, hex,
             (unsigned long long)ss->info.uploads, (unsigned long long)ss->info.uploads_dropped,
             (unsigned long long)ss->info.updates, (unsigned long long)ss->info.upload_bytes,
             (unsigned long long)ss->info.update_bytes, ss->info.lag_last, ss->info.lag_mean,

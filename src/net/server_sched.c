@@ -2,6 +2,7 @@
  * one job per session at a time; a job runs the compute (or a resync), encodes the update,
  * persists the session and hands the update to the event loop. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +48,12 @@ static void run_job(ams_server *s, session *ss, float *current, float *target, f
     void *cstate = ss->cstate;
     pthread_mutex_unlock(&s->mu);
 
+    char cpath[4200];
+    snprintf(cpath, sizeof cpath, "%s/%s.compute", s->cfg.state_dir, ss->id);
+    if (!cstate && s->cfg.compute.state_load) { /* resume training state after a restart */
+        ams_err le = {0};
+        s->cfg.compute.state_load(s->cfg.compute.ctx, &cstate, cpath, &le);
+    }
     int changed = 0;
     const float *base = current;
     ams_status st = AMS_OK;
@@ -84,6 +91,11 @@ static void run_job(ams_server *s, session *ss, float *current, float *target, f
             /* persisted before it is sent: a restart can always resend it */
             st = ams_session_save(s->cfg.state_dir, ss->id, version + 1, rate, applied, s->total,
                                   payload, plen, base_hash, &err);
+        }
+        if (st == AMS_OK && cstate && s->cfg.compute.state_save) {
+            /* not fatal: the update stands; a restart would resume training from older state */
+            ams_err se = {0};
+            s->cfg.compute.state_save(s->cfg.compute.ctx, cstate, cpath, &se);
         }
     }
     free(msg);

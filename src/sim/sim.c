@@ -197,6 +197,7 @@ static ams_status train_now(sim *s, const ams_horizon *h, const ams_trainer_opts
     s->down_free = ph.arrive;
     s->server_free = ph.ready;
     s->res->server_compute_s += compute;
+    s->res->server_measured_s += measured;
     int idx = 0;
     if (push_phase(s, &ph, &idx, err) != AMS_OK || s->nupds >= MAX_QUEUE) {
         free(msg);
@@ -511,6 +512,9 @@ ams_status ams_sim_run(const ams_sim_config *c, const char *video, ams_label_rea
                 c->max_seconds);
     double t0 = ams_label_reader_pts(labels, 0), tl = ams_label_reader_pts(labels, n - 1);
     double label_fps = (double)(n - 1) / (tl - t0);
+    AMS_FAIL_IF(!(label_fps <= 1000) || !(tl < 1e6) || !(t0 >= 0), err, AMS_E_RANGE,
+                "sim: labels at %g fps over %g..%g s (at most 1000 fps, 0..1e6 s)", label_fps,
+                t0, tl);
     double duration = tl + 1.0 / label_fps;
     if (c->max_seconds > 0 && duration > c->max_seconds) duration = c->max_seconds;
 
@@ -598,7 +602,20 @@ ams_status ams_sim_run(const ams_sim_config *c, const char *video, ams_label_rea
         if ((st = ams_label_reader_read(labels, i, src_label,
                                         (size_t)li->width * (size_t)li->height, err)) != AMS_OK)
             goto done;
-        AMS_ASSERT(pn < per_cap);
+        if (pn == per_cap) { /* irregular label times: grow the period's buffer */
+            int cap2 = per_cap * 2;
+            uint8_t *r2 = realloc(pbuf_rgb, (size_t)cap2 * s.npix * 3);
+            if (r2) pbuf_rgb = r2;
+            uint8_t *l2 = realloc(pbuf_lab, (size_t)cap2 * s.npix);
+            if (l2) pbuf_lab = l2;
+            double *t2 = realloc(pbuf_t, (size_t)cap2 * sizeof *pbuf_t);
+            if (t2) pbuf_t = t2;
+            if (!r2 || !l2 || !t2) {
+                st = ams_err_set(err, AMS_E_NOMEM, "sim: out of memory");
+                goto done;
+            }
+            per_cap = cap2;
+        }
         memcpy(pbuf_rgb + (size_t)pn * s.npix * 3, f.rgb, s.npix * 3);
         resize_labels(src_label, li->width, li->height, pbuf_lab + (size_t)pn * s.npix, s.w,
                       s.h);

@@ -8,8 +8,8 @@
 #include "ams/sim.h"
 #include "ams/video.h"
 
-ams_status ams_sim_make_labels(const ams_tfjs_model *teacher, const ams_tfjs_feed *feeds,
-                               int nfeeds, const char *video, double fps, int width, int height,
+ams_status ams_sim_make_labels(const ams_tfjs_model *teacher, const char *output,
+                               const ams_tfjs_feed *feeds, int nfeeds, const char *video, double fps, int width, int height,
                                double max_seconds, const char *path,
                                ams_sim_progress_fn progress, void *progress_ctx, ams_err *err) {
     AMS_FAIL_IF(!(fps > 0) || fps > 1000, err, AMS_E_INVAL, "labels: fps must be in (0, 1000]");
@@ -36,7 +36,10 @@ ams_status ams_sim_make_labels(const ams_tfjs_model *teacher, const ams_tfjs_fee
     }
     ams_tfjs_build_opts bo = {.n = 1, .h = height, .w = width, .feeds = feeds, .nfeeds = nfeeds};
     int in = -1, out = -1;
-    if ((st = ams_tfjs_build(teacher, g, &bo, NULL, 1, &out, &in, err)) != AMS_OK) goto done;
+    const char *outs[1] = {output};
+    if ((st = ams_tfjs_build(teacher, g, &bo, output ? outs : NULL, 1, &out, &in, err)) !=
+        AMS_OK)
+        goto done;
     if ((st = ams_graph_plan(g, AMS_PLAN_INFER, err)) != AMS_OK) goto done;
     int64_t shape[AMS_MAX_DIMS];
     if (ams_graph_shape(g, out, shape) != 4 || shape[1] != height || shape[2] != width ||

@@ -69,6 +69,8 @@ static void summary_obj(FILE *f, const ams_sim_result *r) {
             "\"train_phases\": %d, \"server_compute_s\": ",
             r->uploads, r->uploaded_frames, r->updates, r->rejected, r->nphases);
     jnum(f, r->server_compute_s);
+    fputs(", \"server_measured_s\": ", f);
+    jnum(f, r->server_measured_s);
     fprintf(f, ", \"codec_bytes\": %zu, \"reference_format_bytes\": %zu, \"codec_vs_reference\": ",
             r->codec_bytes, r->ref_bytes);
     jnum(f, r->ref_bytes ? (double)r->codec_bytes / (double)r->ref_bytes : NAN);
@@ -87,7 +89,17 @@ static void summary_obj(FILE *f, const ams_sim_result *r) {
     for (const char *p = r->video; *p; p++)
         if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
         else if ((unsigned char)*p >= 0x20) fputc(*p, f);
-    fputs("\"}", f);
+    fputs("\", \"phases\": [", f);
+    for (int i = 0; i < r->nphases; i++) {
+        const ams_sim_phase *p = &r->phases[i];
+        fprintf(f,
+                "%s{\"start\": %.3f, \"ready\": %.3f, \"arrive\": %.3f, \"measured_s\": %.3f, "
+                "\"horizon\": %zu, \"selected\": %zu, \"changed\": %zu, \"bytes\": %zu, "
+                "\"reference_bytes\": %zu, \"loss_first\": %.5f, \"loss_last\": %.5f}",
+                i ? ", " : "", p->start, p->ready, p->arrive, p->measured_s, p->horizon,
+                p->selected, p->changed, p->bytes, p->ref_bytes, p->loss_first, p->loss_last);
+    }
+    fputs("]}", f);
 }
 
 static void metrics_jsonl(FILE *f, const ams_sim_result *r) {

@@ -16,9 +16,25 @@ off the kink by shifting a BN beta: for a BN output that is ReLU'd, its own
 beta; for a unit's output that the next xception module ReLUs (a residual
 sum), the beta of the unit's last pointwise BN, which shifts that sum per
 channel. A flipped ReLU mask would otherwise move gradients by far more than
-float32 noise. Expected values come from a float64 run; a seed whose float32
-run uses more than SELF_MARGIN of a tolerance is replaced by the next one.
-The model has 41 M values: generate fixtures at test time, never commit them.
+float32 noise.
+
+Float32 noise is the hard part of this model: ~25 layers without a residual
+path (exit flow, ASPP, decoder) each add and amplify rounding error, so on
+random weights torch's own float32 logits land 3e-5..1.2e-4 of max|logit| from
+the float64 truth (measured), up to the whole 1e-4 tolerance. Two choices of
+the random network reduce that without touching what is compared:
+  - depthwise BNs get one moving variance per layer (the layer's mean; x
+    U(0.5, 1.5) per channel) instead of per channel: per-channel calibration
+    rescales a depthwise channel that came out weak (9 random taps cancelling)
+    to full scale, and its rounding noise with it;
+  - the head's depthwise kernels (ASPP, decoder) have mean +1 std: a zero-mean
+    3x3 kernel on the decoder's smooth, upsampled input cancels like a
+    derivative.
+Expected values come from a float64 run; a seed whose float32 forward uses
+more than MARGIN of the logits or loss tolerance is replaced by the next one
+(forward only: the gradients' float32 noise, 2e-5..2e-4 relative L2
+measured, is far inside their 1e-3 tolerance). The model has 41 M values:
+generate fixtures at test time, never commit them.
 
 Run with Debian's interpreter (it has python3-torch): /usr/bin/python3.
 """
@@ -34,14 +50,16 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deeplab_xception65 as ref  # noqa: E402
-from make_deeplab_fixture import (KINK_MARGIN, SELF_MARGIN, best_shift, is_trainable,  # noqa: E402
-                                  loss_fn, make_data, self_check, to_tf, unfit,
-                                  write_safetensors)
+from make_deeplab_fixture import (KINK_MARGIN, TOL_LOGITS, TOL_LOSS, best_shift,  # noqa: E402
+                                  is_trainable, loss_fn, make_data, to_tf, write_safetensors)
 
 GAMMA_RANGE = (0.5, 1.5)
 VAR_FACTOR = (0.5, 1.5)
 VAR_FLOOR = 0.1
 CALIB_EXTRA = 3
+HEAD_DW_MEAN = 1.0
+MARGIN = 0.5         # the float32 oracle must stay below half the logits and loss tolerances
+DW_UNIFORM_VAR = True
 
 
 def preprocess(x_nhwc, dtype):
@@ -55,6 +73,10 @@ def calibrate_bn(model, x, seed):
     floored at VAR_FLOOR x the layer mean so dead channels are not amplified."""
     g = torch.Generator().manual_seed(seed + 2)
     hooks = []
+    uniform = set()
+    for mod in model.modules():
+        if isinstance(mod, ref.ConvBN) and mod.depthwise and DW_UNIFORM_VAR:
+            uniform.add(mod.BatchNorm)
 
     def pre(bn, inp):
         v = inp[0]
@@ -64,6 +86,8 @@ def calibrate_bn(model, x, seed):
             var = v.var(dim=(0, 2, 3), unbiased=False).double()
         else:
             var = (v.double() - mean[None, :, None, None]).pow(2).mean().expand(c)
+        if bn in uniform:
+            var = var.mean().expand(c)
         var = var.clamp_min(VAR_FLOOR * var.mean().item() + 1e-6)
         bn.running_mean.copy_(mean + 0.1 * var.sqrt() * torch.randn(c, generator=g,
                                                                      dtype=mean.dtype))
@@ -119,7 +143,10 @@ def build_model(os_, classes, seed, x_nhwc):
         for name, (t, kind) in m.tf_variable_map().items():
             if kind in ('conv', 'dw'):
                 fan_in = t.shape[1] * t.shape[2] * t.shape[3]
-                v = torch.randn(t.shape, generator=g, dtype=torch.float64) * math.sqrt(2.0 / fan_in)
+                v = torch.randn(t.shape, generator=g, dtype=torch.float64)
+                if kind == 'dw' and not name.startswith('xception_65/'):
+                    v = v + HEAD_DW_MEAN
+                v = v * math.sqrt(2.0 / fan_in)
             elif name.endswith('/gamma'):
                 lo, hi = GAMMA_RANGE
                 v = lo + (hi - lo) * torch.rand(t.shape, generator=g, dtype=torch.float64)
@@ -165,31 +192,42 @@ def main():
     ap.add_argument('--height', type=int, default=65)
     ap.add_argument('--width', type=int, default=65)
     ap.add_argument('--seed', type=int, default=1)
-    ap.add_argument('--tries', type=int, default=4)
+    ap.add_argument('--tries', type=int, default=8)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--out', required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
 
+    # A seed whose float32 forward lands more than MARGIN of the logits or loss
+    # tolerance from the float64 truth cannot judge a float32 engine: next seed.
+    # The choice depends on the oracle alone, never on the engine under test.
     seed = a.seed
     for _ in range(a.tries):
         x, y = make_data(a.batch, a.height, a.width, a.classes, seed)
         model, margin = build_model(a.os, a.classes, seed, x)
-        r64 = run(model, x, y, torch.float64)
-        r32 = run(model, x, y, torch.float32)
-        sc = self_check(r32, r64)
-        sc['kink_margin'] = margin
-        bad = unfit(sc)
+        lab = torch.from_numpy(y.astype(np.int64))
+        with torch.no_grad():
+            l64 = model.double()(preprocess(x, torch.float64))
+            l32 = model.float()(preprocess(x, torch.float32)).double()
+            e64, e32 = loss_fn(l64, lab, None).item(), loss_fn(l32, lab, None).item()
+        sc = dict(logits=float((l64 - l32).abs().max() / l64.abs().max()),
+                  loss=abs(e32 - e64) / abs(e64), kink_margin=margin)
+        bad = [k for k, tol in (('logits', TOL_LOGITS), ('loss', TOL_LOSS))
+               if not sc[k] <= MARGIN * tol]
+        if margin < 0.5 * KINK_MARGIN:
+            bad.append('the kink margin')
         if not bad:
             break
-        print('  seed %d: the float32 oracle uses more than %g of the tolerance on %s '
-              '(%s); trying seed %d' % (seed, SELF_MARGIN, ', '.join(bad), sc, seed + 1))
+        print('  seed %d: float32 oracle off by logits %.2e of max|logit|, loss rel %.2e: '
+              'over %g of the tolerance on %s; trying seed %d'
+              % (seed, sc['logits'], sc['loss'], MARGIN, ', '.join(bad), seed + 1))
         seed += 1
     else:
         print('make_xception_fixture: %d seeds from %d: the float32 oracle is too far from '
-              'float64 (%s)' % (a.tries, a.seed, sc), file=sys.stderr)
+              'float64' % (a.tries, a.seed), file=sys.stderr)
         return 1
+    r64 = run(model, x, y, torch.float64)
 
     vmap = model.tf_variable_map()
     write_safetensors(os.path.join(a.out, 'weights.safetensors'),
@@ -218,10 +256,8 @@ def main():
           % (a.out, a.os, a.batch, a.height, a.width, a.classes, seed))
     print('  loss %.7g, max|logit| %.4g, smallest ReLU input distance from 0: %.2e'
           % (loss, meta['max_abs_logit'], margin))
-    print('  oracle f32 vs f64: logits %.2e of max|logit|, loss rel %.2e, grads rel L2 '
-          'worst %.2e (%s), median %.2e'
-          % (sc['logits'], sc['loss'], sc['grad_worst'], sc['grad_worst_name'],
-             sc['grad_median']))
+    print('  oracle f32 vs f64: logits %.2e of max|logit|, loss rel %.2e'
+          % (sc['logits'], sc['loss']))
     return 0
 
 

@@ -21,8 +21,13 @@ for byte, with no TensorFlow or protobuf library: the test oracle for ams's read
     also directly as float32 safetensors OUT (float16-stored tensors rounded as stored).
     --slots adds what real training checkpoints hold and `ams convert` must drop:
     NAME/Momentum, NAME/ExponentialMovingAverage (float32) and global_step (int64).
-    --half-every K stores every K-th tensor as float16. --seeds DIR writes small fuzz
-    seed files (index length u32 LE + index + shard 0).
+    --half-every K stores every K-th tensor as float16.
+
+  write_tf_bundle.py --demo --prefix P [--seeds DIR]
+    a small fixed bundle the C tests know by heart: a = 0.5*arange(6) [2,3] float32,
+    b/c = [1, -2, 0.5, 65504] float16, b/c/Momentum [4] float32, global_step int64 and
+    t000..t039 (t_k = [k, -k] float32), in 256-byte blocks (several data blocks, restart
+    interval 4). --seeds DIR also writes fuzz seeds (index length u32 LE, index, shard 0).
 """
 import argparse
 import json
@@ -208,11 +213,37 @@ def random_value(name, shape, rng):
     return rng.normal(0, np.sqrt(2.0 / max(fan_in, 1)), shape)
 
 
+def demo(prefix, seeds):
+    t = {
+        "a": (DT_FLOAT, (0.5 * np.arange(6, dtype=np.float32)).reshape(2, 3)),
+        "b/c": (DT_HALF, np.array([1, -2, 0.5, 65504], dtype=np.float16)),
+        "b/c/Momentum": (DT_FLOAT, np.array([9, 9, 9, 9], dtype=np.float32)),
+        "global_step": (DT_INT64, np.array(7, dtype=np.int64)),
+    }
+    for k in range(40):
+        t["t%03d" % k] = (DT_FLOAT, np.array([k, -k], dtype=np.float32))
+    idx, shards = write_bundle(prefix, t, 1, 256, 4)
+    if seeds:
+        import os
+        os.makedirs(seeds, exist_ok=True)
+        with open(os.path.join(seeds, "demo"), "wb") as f:
+            f.write(struct.pack("<I", len(idx)) + idx + shards[0])
+        one = {"a": t["a"], "b/c": t["b/c"]}
+        idx1, sh1 = write_bundle(prefix + "-one", one, 1, 4096, 16)
+        with open(os.path.join(seeds, "one_block"), "wb") as f:
+            f.write(struct.pack("<I", len(idx1)) + idx1 + sh1[0])
+        with open(os.path.join(seeds, "truncated"), "wb") as f:
+            f.write(struct.pack("<I", len(idx1) - 9) + idx1[:-9] + sh1[0])
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--like", required=True)
+    ap.add_argument("--like")
+    ap.add_argument("--demo", action="store_true")
+    ap.add_argument("--seeds")
     ap.add_argument("--prefix", required=True)
-    ap.add_argument("--safetensors", required=True)
+    ap.add_argument("--safetensors")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--half-every", type=int, default=0)
@@ -220,6 +251,10 @@ def main():
     ap.add_argument("--restart", type=int, default=16)
     ap.add_argument("--slots", action="store_true")
     a = ap.parse_args()
+    if a.demo:
+        return demo(a.prefix, a.seeds)
+    if not a.like or not a.safetensors:
+        ap.error("--like and --safetensors are required (or --demo)")
     rng = np.random.default_rng(a.seed)
     bundle, direct = {}, []
     for i, (name, shape) in enumerate(read_safetensors_shapes(a.like)):

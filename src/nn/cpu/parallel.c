@@ -1,12 +1,14 @@
-/* parallel.c - the CPU backend's element-wise and row-wise kernels: the reference kernels
- * run on disjoint slices by OpenMP threads (one slice per thread), plus the few loops the
- * reference cannot be sliced into (bias gradients, batch-norm sums, resize by rows).
+/* parallel.c - the CPU backend's element-wise and row-wise kernels, one slice per OpenMP
+ * thread: the reference kernels on disjoint slices (relu, sigmoid, tanh, affine, dropout),
+ * and our own vectorised loops where the reference is slow or cannot be sliced (batch
+ * norm, relu6, adds, bias gradients, bilinear resize, softmax cross-entropy).
  * Small inputs stay on the calling thread: a parallel region costs a few microseconds.
  */
 #include "nn/cpu/cpu_backend.h"
 #include "nn/ref/ref_kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -14,6 +16,17 @@
 #else
 #define PARALLEL_THREADS
 #endif
+
+/* Hot loops are compiled for AVX-512, AVX2 and the baseline; the loader picks one for
+ * this CPU at start-up (GCC function multiversioning: run-time feature detection). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+/* Channels a batch-norm slice keeps its per-channel factors for on the stack. */
+#define BN_MAX_C 2048
 
 /* Below this many floats of work a kernel runs on one thread. */
 #define MIN_PARALLEL 32768
@@ -48,11 +61,21 @@ UNARY(relu_fwd, ams_ref_relu_forward,
 UNARY(relu_bwd, ams_ref_relu_backward,
       (const ams_backend *be, float *din, const float *dout, const float *out, int64_t n),
       (be, din + lo, dout + lo, out + lo, hi - lo))
-UNARY(relu6_fwd, ams_ref_relu6_forward,
-      (const ams_backend *be, float *out, const float *in, int64_t n), (be, out + lo, in + lo, hi - lo))
-UNARY(relu6_bwd, ams_ref_relu6_backward,
+/* The reference's expressions (NaN passes through), vectorised. */
+MULTIVERSION static void relu6_fwd_slice(float *out, const float *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = in[i] < 0.0f ? 0.0f : in[i];
+        out[i] = v > 6.0f ? 6.0f : v;
+    }
+}
+MULTIVERSION static void relu6_bwd_slice(float *din, const float *dout, const float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) din[i] += out[i] > 0.0f && out[i] < 6.0f ? dout[i] : 0.0f;
+}
+UNARY(relu6_fwd, relu6_fwd_slice,
+      (const ams_backend *be, float *out, const float *in, int64_t n), (out + lo, in + lo, hi - lo))
+UNARY(relu6_bwd, relu6_bwd_slice,
       (const ams_backend *be, float *din, const float *dout, const float *out, int64_t n),
-      (be, din + lo, dout + lo, out + lo, hi - lo))
+      (din + lo, dout + lo, out + lo, hi - lo))
 UNARY(sigmoid_fwd, ams_ref_sigmoid_forward,
       (const ams_backend *be, float *out, const float *in, int64_t n), (be, out + lo, in + lo, hi - lo))
 UNARY(sigmoid_bwd, ams_ref_sigmoid_backward,
@@ -76,13 +99,20 @@ UNARY(dropout_bwd, ams_ref_dropout_backward,
       (const ams_backend *be, float *din, const float *dout, const float *mask, int64_t n),
       (be, din + lo, dout + lo, mask + lo, hi - lo))
 
+MULTIVERSION static void add_into_slice(float *dst, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+MULTIVERSION static void add_slice(float *out, const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
 void ams_cpu_add_into(const ams_backend *be, float *dst, const float *src, int64_t n) {
     int nt = nthreads(be, n);
     PARALLEL_THREADS
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
         slice(n, t, nt, &lo, &hi);
-        for (int64_t i = lo; i < hi; i++) dst[i] += src[i];
+        add_into_slice(dst + lo, src + lo, hi - lo);
     }
 }
 
@@ -121,30 +151,87 @@ void ams_cpu_bias_grad(const ams_backend *be, float *dbias, const float *dy, int
     column_sums_acc(be, dbias, dy, pixels, ch);
 }
 
+/* y = x * a + b with a = gamma / sqrt(var + eps), b = beta - mean * a per channel (the
+ * reference computes the square root per element: 40 % of an inference's time; this form
+ * differs from its expression by an ulp or two). */
+MULTIVERSION static void bn_fwd_rows(float *out, const float *in, const float *gamma,
+                                     const float *beta, const float *mean, const float *var,
+                                     float eps, int64_t rows, int c) {
+    float a[BN_MAX_C], b[BN_MAX_C];
+    for (int j = 0; j < c; j++) {
+        a[j] = gamma[j] * (1.0f / sqrtf(var[j] + eps));
+        b[j] = beta[j] - mean[j] * a[j];
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = in + r * c;
+        float *y = out + r * c;
+        for (int j = 0; j < c; j++) y[j] = x[j] * a[j] + b[j];
+    }
+}
+
+/* One thread's rows of the batch-norm backward: din += dout * gamma / sqrt(var + eps), and
+ * (when pg) dgamma / dbeta partials into pg / pb. Blocks of BN_SUM_ROWS rows: the block's
+ * dout is read for din and again, from cache, for the sums; sums are float within a block,
+ * double across blocks (rows can be 10^5 and more), as precise as the reference's. */
+#define BN_SUM_ROWS 64
+MULTIVERSION static void bn_bwd_rows(float *din, float *pg, float *pb, const float *dout,
+                                     const float *in, const float *gamma, const float *mean,
+                                     const float *var, float eps, int64_t rows, int c) {
+    double dg[BN_MAX_C], db[BN_MAX_C];
+    float inv[BN_MAX_C], gi[BN_MAX_C], sg[BN_MAX_C], sb[BN_MAX_C];
+    for (int j = 0; j < c; j++) {
+        inv[j] = 1.0f / sqrtf(var[j] + eps);
+        gi[j] = gamma[j] * inv[j];
+        dg[j] = db[j] = 0;
+    }
+    for (int64_t r0 = 0; r0 < rows; r0 += BN_SUM_ROWS) {
+        int64_t r1 = r0 + BN_SUM_ROWS < rows ? r0 + BN_SUM_ROWS : rows;
+        if (din)
+            for (int64_t r = r0; r < r1; r++) {
+                const float *g = dout + r * c;
+                float *dx = din + r * c;
+                for (int j = 0; j < c; j++) dx[j] += g[j] * gi[j];
+            }
+        if (!pg) continue;
+        for (int j = 0; j < c; j++) sg[j] = sb[j] = 0.0f;
+        for (int64_t r = r0; r < r1; r++) {
+            const float *g = dout + r * c, *x = in + r * c;
+            for (int j = 0; j < c; j++) {
+                sg[j] += g[j] * ((x[j] - mean[j]) * inv[j]);
+                sb[j] += g[j];
+            }
+        }
+        for (int j = 0; j < c; j++) dg[j] += sg[j], db[j] += sb[j];
+    }
+    if (pg)
+        for (int j = 0; j < c; j++) pg[j] = (float)dg[j], pb[j] = (float)db[j];
+}
+
 static void bn_fwd(const ams_backend *be, float *out, const float *in, const float *gamma,
                    const float *beta, const float *mean, const float *var, float eps, int64_t rows,
                    int c) {
+    if (c > BN_MAX_C) {
+        ams_ref_batchnorm_forward(be, out, in, gamma, beta, mean, var, eps, rows, c);
+        return;
+    }
     int nt = nthreads(be, rows * c);
     PARALLEL_THREADS
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
         row_slice(rows, t, nt, &lo, &hi);
-        if (hi > lo)
-            ams_ref_batchnorm_forward(be, out + lo * c, in + lo * c, gamma, beta, mean, var, eps,
-                                      hi - lo, c);
+        if (hi > lo) bn_fwd_rows(out + lo * c, in + lo * c, gamma, beta, mean, var, eps, hi - lo, c);
     }
 }
 
-/* din by row slices; dgamma/dbeta by the reference on row slices into zeroed per-thread
- * partials (2c floats each), summed at the end. */
+/* din and the dgamma/dbeta partials (2c floats per thread) by row slices; the partials
+ * are summed at the end. */
 static void bn_bwd(const ams_backend *be, float *din, float *dgamma, float *dbeta, const float *dout,
                    const float *in, const float *gamma, const float *mean, const float *var, float eps,
                    int64_t rows, int c) {
     ams_cpu_state *st = (ams_cpu_state *)be->state;
     int nt = nthreads(be, rows * c);
     int sums = dgamma || dbeta;
-    if (nt > 1 && sums && !ams_cpu_part_reserve(st, (size_t)nt * 2 * (size_t)c)) nt = 1;
-    if (nt == 1) {
+    if (c > BN_MAX_C || (sums && !ams_cpu_part_reserve(st, (size_t)nt * 2 * (size_t)c))) {
         ams_ref_batchnorm_backward(be, din, dgamma, dbeta, dout, in, gamma, mean, var, eps, rows, c);
         return;
     }
@@ -153,12 +240,9 @@ static void bn_bwd(const ams_backend *be, float *din, float *dgamma, float *dbet
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
         row_slice(rows, t, nt, &lo, &hi);
-        float *pg = part + (size_t)t * 2 * (size_t)c, *pb = pg + c;
-        if (sums) memset(pg, 0, 2 * (size_t)c * sizeof *pg);
-        if (hi > lo)
-            ams_ref_batchnorm_backward(be, din ? din + lo * c : NULL, dgamma ? pg : NULL,
-                                       dbeta ? pb : NULL, dout + lo * c, in + lo * c, gamma, mean, var,
-                                       eps, hi - lo, c);
+        float *pg = sums ? part + (size_t)t * 2 * (size_t)c : NULL, *pb = sums ? pg + c : NULL;
+        bn_bwd_rows(din ? din + lo * c : NULL, pg, pb, dout + lo * c, in + lo * c, gamma, mean, var,
+                    eps, hi - lo, c);
     }
     for (int t = 0; t < nt && sums; t++) {
         const float *pg = part + (size_t)t * 2 * (size_t)c, *pb = pg + c;
@@ -192,7 +276,7 @@ static void add_fwd(const ams_backend *be, float *out, const float *a, const flo
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
         slice(n, t, nt, &lo, &hi);
-        for (int64_t i = lo; i < hi; i++) out[i] = a[i] + b[i];
+        add_slice(out + lo, a + lo, b + lo, hi - lo);
     }
 }
 
@@ -310,7 +394,157 @@ static void resize_bwd(const ams_backend *be, float *din, const float *dout, int
     }
 }
 
+/* Softmax cross-entropy by pixel slices (at most LOSS_MAX_SLICES, one per thread), over at
+ * most CE_MAX_COLS columns (more: the reference). */
+#define CE_MAX_COLS 256
+#define LOSS_MAX_SLICES 64
+
+/* Softmax column of a pixel's label, -1 when the pixel does not count (the reference's rule). */
+static int ce_column(uint8_t label, int c, const int *classes, int nsub) {
+    if (label == 255) return -1;
+    if (nsub <= 0) return label < c ? (int)label : -1;
+    for (int k = 0; k < nsub; k++)
+        if (classes[k] == (int)label) return k;
+    return -1;
+}
+
+/* e^x for x <= 0 (Cephes' expf: range reduction by ln 2, degree-6 polynomial, ~1 ulp),
+ * written so that loops over classes vectorise (libm's expf is a call per element). */
+static inline float exp_nonpos(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float fx = x * 1.44269504088896341f + 0.5f;
+    float n = (float)(int)fx;
+    n = n > fx ? n - 1.0f : n; /* floor */
+    x = x - n * 0.693359375f - n * -2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = y * x + 1.3981999507e-3f;
+    y = y * x + 8.3334519073e-3f;
+    y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f;
+    y = y * x + 5.0000001201e-1f;
+    y = y * x * x + x + 1.0f;
+    union { uint32_t u; float f; } p = {.u = (uint32_t)((int32_t)n + 127) << 23};
+    return y * p.f;
+}
+
+/* Softmax of one pixel's columns into e (ncol floats); returns the log-sum-exp. Column k
+ * is x[classes[k]] with a subset, x[k] without. */
+static inline float pixel_softmax_exps(float *e, const float *x, int ncol, const int *classes,
+                                       int nsub, float *sum_out) {
+    float m = -INFINITY, sum = 0.0f;
+    if (nsub > 0) {
+        for (int k = 0; k < ncol; k++) e[k] = x[classes[k]];
+    } else {
+        for (int k = 0; k < ncol; k++) e[k] = x[k];
+    }
+    for (int k = 0; k < ncol; k++) m = e[k] > m ? e[k] : m;
+    for (int k = 0; k < ncol; k++) {
+        e[k] = exp_nonpos(e[k] - m);
+        sum += e[k];
+    }
+    *sum_out = sum;
+    return m + logf(sum);
+}
+
+/* The reference's loss in float; sums over pixels stay in double. */
+MULTIVERSION static double ce_slice_fwd(int64_t *count, const float *logits, const uint8_t *labels,
+                                        int64_t p, int c, const int *classes, int nsub) {
+    int ncol = nsub > 0 ? nsub : c;
+    float e[CE_MAX_COLS];
+    double sum = 0;
+    int64_t n = 0;
+    for (int64_t i = 0; i < p; i++) {
+        int s = ce_column(labels[i], c, classes, nsub);
+        if (s < 0) continue;
+        const float *x = logits + i * c;
+        float total;
+        float lse = pixel_softmax_exps(e, x, ncol, classes, nsub, &total);
+        sum += (double)lse - (double)x[nsub > 0 ? classes[s] : s];
+        n++;
+    }
+    *count = n;
+    return sum;
+}
+
+MULTIVERSION static void ce_slice_bwd(float *dlogits, float scale, const float *logits,
+                                      const uint8_t *labels, int64_t p, int c, const int *classes,
+                                      int nsub) {
+    int ncol = nsub > 0 ? nsub : c;
+    float e[CE_MAX_COLS];
+    for (int64_t i = 0; i < p; i++) {
+        int s = ce_column(labels[i], c, classes, nsub);
+        if (s < 0) continue;
+        float total;
+        pixel_softmax_exps(e, logits + i * c, ncol, classes, nsub, &total);
+        float *g = dlogits + i * c;
+        float f = scale / total;
+        if (nsub > 0) {
+            for (int k = 0; k < ncol; k++) g[classes[k]] += e[k] * f;
+        } else {
+            for (int k = 0; k < ncol; k++) g[k] += e[k] * f;
+        }
+        g[nsub > 0 ? classes[s] : s] -= scale;
+    }
+}
+
+/* Slices for a softmax over c columns; 0 when the reference must run (over CE_MAX_COLS). */
+static int loss_slices(const ams_backend *be, int64_t p, int c) {
+    if (c > CE_MAX_COLS) return 0;
+    int nt = nthreads(be, p * c);
+    return nt > LOSS_MAX_SLICES ? LOSS_MAX_SLICES : nt;
+}
+
+static void softmax_ce_fwd(const ams_backend *be, float *loss, int64_t *count, const float *logits,
+                           const uint8_t *labels, int64_t p, int c, const int *classes, int nsub) {
+    int nt = loss_slices(be, p, c);
+    if (nt == 0) {
+        ams_ref_softmax_ce_forward(be, loss, count, logits, labels, p, c, classes, nsub);
+        return;
+    }
+    double part_sum[LOSS_MAX_SLICES];
+    int64_t part_n[LOSS_MAX_SLICES];
+    PARALLEL_THREADS
+    for (int t = 0; t < nt; t++) {
+        int64_t lo, hi;
+        row_slice(p, t, nt, &lo, &hi);
+        part_sum[t] = ce_slice_fwd(&part_n[t], logits + lo * c, labels + lo, hi - lo, c, classes, nsub);
+    }
+    double sum = 0;
+    int64_t n = 0;
+    for (int t = 0; t < nt; t++) sum += part_sum[t], n += part_n[t];
+    *loss = n > 0 ? (float)(sum / (double)n) : 0.0f;
+    *count = n;
+}
+
+static void softmax_ce_bwd(const ams_backend *be, float *dlogits, float dloss, const float *logits,
+                           const uint8_t *labels, int64_t p, int c, const int *classes, int nsub) {
+    int nt = loss_slices(be, p, c);
+    if (nt == 0) {
+        ams_ref_softmax_ce_backward(be, dlogits, dloss, logits, labels, p, c, classes, nsub);
+        return;
+    }
+    int64_t part_n[LOSS_MAX_SLICES], n = 0;
+    PARALLEL_THREADS
+    for (int t = 0; t < nt; t++) {
+        int64_t lo, hi, k = 0;
+        row_slice(p, t, nt, &lo, &hi);
+        for (int64_t i = lo; i < hi; i++) k += ce_column(labels[i], c, classes, nsub) >= 0;
+        part_n[t] = k;
+    }
+    for (int t = 0; t < nt; t++) n += part_n[t];
+    if (n == 0) return;
+    float scale = (float)((double)dloss / (double)n);
+    PARALLEL_THREADS
+    for (int t = 0; t < nt; t++) {
+        int64_t lo, hi;
+        row_slice(p, t, nt, &lo, &hi);
+        ce_slice_bwd(dlogits + lo * c, scale, logits + lo * c, labels + lo, hi - lo, c, classes, nsub);
+    }
+}
+
 void ams_cpu_fill_table(ams_backend *be) {
+    be->softmax_ce_forward = softmax_ce_fwd;
+    be->softmax_ce_backward = softmax_ce_bwd;
     be->conv2d_forward = ams_cpu_conv2d_forward;
     be->conv2d_backward = ams_cpu_conv2d_backward;
     be->conv2d_transpose_forward = ams_cpu_conv2d_transpose_forward;
