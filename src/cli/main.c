@@ -1,6 +1,8 @@
 /* main.c - the `ams` program: dispatches to one subcommand. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 
@@ -28,6 +30,11 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* OpenMP (the cpu backend's threads) reads OMP_WAIT_POLICY once, at load time. Its
+     * default, spinning while waiting, makes a busy or shared machine many times slower
+     * (docs/performance.md), so unless the user chose, run again with threads that sleep. */
+    if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0)
+        execv("/proc/self/exe", argv); /* on failure: carry on as we are */
     if (argc < 2) {
         usage(stderr);
         return 1;
