@@ -11,9 +11,11 @@
 #include "cli/commands.h"
 
 static const char *const HELP =
-    "usage: ams bench --arch deeplabv3-mnv2 --os {8,16} --classes C --batch B --height H\n"
+    "usage: ams bench --arch ARCH --os {8,16} --classes C --batch B --height H\n"
     "                 --width W --mode infer|train [--reps N] [--threads N] [--backend ref|cpu]\n"
     "                 [--weights W.safetensors]\n"
+    "  ARCH: deeplabv3-mnv2 (DeepLabV3, MobileNetV2) or deeplabv3plus-xception65\n"
+    "        (DeepLabV3+, Xception65), with TF DeepLab variable names.\n"
     "  Random inputs (and weights unless --weights); one warm-up, then N timed repetitions.\n"
     "  train = forward + softmax cross-entropy + backward + one Adam step, BatchNorm frozen.\n"
     "  Prints a human line, then one JSON line: ms_per_image (median), ms_min, ms_max,\n"

@@ -9,9 +9,11 @@
 #include "cli/commands.h"
 
 static const char *const HELP =
-    "usage: ams grad --arch deeplabv3-mnv2 --os {8,16} --classes C --weights W.safetensors\n"
+    "usage: ams grad --arch ARCH --os {8,16} --classes C --weights W.safetensors\n"
     "                --input X.npy --labels L.npy --output G.safetensors\n"
     "                [--subset c1,c2,...] [--threads N] [--backend ref|cpu]\n"
+    "  ARCH: deeplabv3-mnv2 (DeepLabV3, MobileNetV2) or deeplabv3plus-xception65\n"
+    "        (DeepLabV3+, Xception65), with TF DeepLab variable names.\n"
     "  X: float32 [N,H,W,3] raw RGB 0..255; L: uint8 [N,H,W] class ids, 255 = ignore.\n"
     "  BatchNorm frozen (moving statistics), dropout off. Loss = mean softmax cross-entropy\n"
     "  over pixels whose label != 255 (with --subset: softmax over those classes only, and\n"

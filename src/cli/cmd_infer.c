@@ -7,12 +7,14 @@
 #include "cli/commands.h"
 
 static const char *const HELP =
-    "usage: ams infer --arch deeplabv3-mnv2 --os {8,16} --classes C --weights W.safetensors\n"
+    "usage: ams infer --arch ARCH --os {8,16} --classes C --weights W.safetensors\n"
     "                 --input X.npy --output Y.npy [--threads N] [--backend ref|cpu]\n"
     "  X: float32 [N,H,W,3], raw RGB 0..255, any H and W.\n"
     "  Y: float32 [N,H,W,C] logits, bilinearly upsampled (align_corners) to H,W.\n"
     "   or: ams infer --model MODEL --input X.npy --output Y.npy [--output-name NAME]\n"
-    "                 [--feed NAME=VALUE ...]   (an imported model: ams infer --model x --help)\n";
+    "                 [--feed NAME=VALUE ...]   (an imported model: ams infer --model x --help)\n"
+    "  ARCH: deeplabv3-mnv2 (DeepLabV3, MobileNetV2) or deeplabv3plus-xception65\n"
+    "        (DeepLabV3+, Xception65), with TF DeepLab variable names.\n";
 
 /* Reads X, checks it is float32 [N,H,W,3]; prints the error itself. */
 int cli_read_images(const char *cmd, const char *path, ams_tensor **out);
