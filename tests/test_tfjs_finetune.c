@@ -17,6 +17,7 @@
 #include "ams/optim.h"
 #include "ams/tfjs.h"
 #include "check.h"
+#include "gradcheck.h"
 
 enum { NB = 4, H = 192, W = 256, FH = H / 2, FW = W / 2, STEPS = 6 };
 
@@ -122,69 +123,10 @@ static int build_trainer(ams_tfjs_model *m, int n, int h, int w, trainer *t) {
     return 0;
 }
 
-static double loss_at(trainer *t) {
-    ams_err err = {0};
-    if (ams_graph_forward(t->g, ams_backend_ref(), &err) != AMS_OK) return NAN;
-    return ams_graph_value(t->g, t->loss)[0];
-}
-
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* d loss along each trainable tensor's normalised gradient g/|g| must equal |g|. */
-static int check_gradient_directions(trainer *t, ams_params *p, float eps) {
-    ams_err err = {0};
-    ams_params_zero_grads(p);
-    CHECK(ams_graph_forward(t->g, ams_backend_ref(), &err) == AMS_OK);
-    CHECK(ams_graph_backward(t->g, ams_backend_ref(), t->loss, &err) == AMS_OK);
-    int checked = 0, bad = 0;
-    double *dev = calloc((size_t)p->count, sizeof(double));
-    CHECK(dev);
-    for (int i = 0; i < p->count; i++) {
-        const ams_param_info *pi = &p->info[i];
-        if (!pi->trainable) continue;
-        float *v = ams_params_data(p, i);
-        const float *gr = ams_params_grad(p, i);
-        double norm = 0;
-        for (int64_t j = 0; j < pi->numel; j++) norm += (double)gr[j] * gr[j];
-        norm = sqrt(norm);
-        if (norm < 1e-3) continue; /* too little signal for float32 finite differences */
-        float *save = malloc((size_t)pi->numel * sizeof(float));
-        CHECK(save);
-        memcpy(save, v, (size_t)pi->numel * sizeof(float));
-        for (int64_t j = 0; j < pi->numel; j++) v[j] = save[j] + eps * (float)(gr[j] / norm);
-        double lp = loss_at(t);
-        for (int64_t j = 0; j < pi->numel; j++) v[j] = save[j] - eps * (float)(gr[j] / norm);
-        double lm = loss_at(t);
-        memcpy(v, save, (size_t)pi->numel * sizeof(float));
-        free(save);
-        double numeric = (lp - lm) / (2 * eps);
-        if (getenv("FD_VERBOSE")) fprintf(stderr, "%-70s %.5f %.4g\n", pi->name, numeric / norm, norm);
-        /* ReLU kinks crossed by the step make single tensors noisy: bound each one
-         * loosely and the median tightly */
-        if (!(fabs(numeric - norm) <= 0.25 * norm)) {
-            fprintf(stderr, "  %s: numeric %.6g, gradient norm %.6g\n", pi->name, numeric, norm);
-            bad++;
-        }
-        dev[checked++] = fabs(numeric / norm - 1);
-    }
-    qsort(dev, (size_t)checked, sizeof *dev, cmp_double);
-    double median = checked ? dev[checked / 2] : INFINITY;
-    free(dev);
-    fprintf(stderr, "finite differences: %d tensors, median |numeric/analytic - 1| = %.2e\n",
-            checked, median);
-    CHECKF(bad == 0, "%d tensors failed the finite-difference check", bad);
-    CHECKF(checked > 20, "only %d tensors had a measurable gradient", checked);
-    CHECKF(median <= 0.01, "median |numeric/analytic - 1| = %g", median);
-    return 0;
 }
 
 static int test_finetune_selfie_on_rvm_labels(void) {
@@ -225,7 +167,7 @@ static int test_finetune_selfie_on_rvm_labels(void) {
     CHECK(ams_graph_set_input(small.g, small.in, xs, &err) == AMS_OK);
     CHECK(ams_graph_set_labels(small.g, small.lab, ls, &err) == AMS_OK);
     t0 = now();
-    CHECK(check_gradient_directions(&small, p, 1e-3f) == 0);
+    CHECK(gradcheck_directions(small.g, small.loss, 0.25, 0.01, 1e-3f) == 0);
     fprintf(stderr, "finite-difference check: %.1f s\n", now() - t0);
     ams_graph_free(small.g);
     t0 = now();
