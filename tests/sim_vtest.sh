@@ -1,7 +1,9 @@
 #!/bin/sh
 # sim_vtest.sh - `ams sim` end to end on the real pair: the first 6 s of vtest.avi, the selfie
-# student, RVM teacher labels made on the fly (--teacher), tiny K. Checks the outputs, that AMS
-# sends updates within the budgets, that pretrained sends nothing, and the CLI's bad input.
+# student, RVM teacher labels made on the fly (--teacher), tiny K. Checks the outputs (the
+# report with its plots and overlay video), that AMS sends updates within the budgets, that
+# pretrained sends nothing (and --no-video writes no video), jit's step budget, and the CLI's
+# bad input.
 # Skips (exit 77 would need CTest's SKIP_RETURN_CODE; we print SKIP and pass) only when the
 # models or the video cannot be fetched.
 set -eu
@@ -29,11 +31,13 @@ COMMON="--video $VIDEO --labels $T/vtest.labels --student selfie --teacher rvm -
 # shellcheck disable=SC2086
 "$AMS_BIN" sim $COMMON --mode ams --out "$T/ams" >"$T/ams.out" 2>"$T/ams.err" ||
     { cat "$T/ams.err"; fail "ams sim --mode ams"; }
-for f in metrics.jsonl summary.json report.html; do
+for f in metrics.jsonl summary.json report.html overlay.mp4; do
     [ -s "$T/ams/$f" ] || fail "missing $f"
 done
 [ "$(wc -l <"$T/ams/metrics.jsonl")" -eq 6 ] || fail "metrics.jsonl should hold 6 seconds"
-grep -q '<svg' "$T/ams/report.html" || fail "report without plots"
+[ "$(grep -c '<svg' "$T/ams/report.html")" -eq 4 ] || fail "report without its 4 plots"
+grep -q 'mIoU vs Kbps' "$T/ams/report.html" || fail "report without the trade-off plot"
+grep -q '<video src="overlay.mp4"' "$T/ams/report.html" || fail "report without the video"
 tail -n 1 "$T/ams.out" | grep -q '"mode": "ams"' || fail "last stdout line: $(tail -n 1 "$T/ams.out")"
 # budgets and updates, with Debian's python for the JSON
 /usr/bin/python3 - "$T/ams/summary.json" <<'EOF' || fail "summary.json checks"
@@ -50,10 +54,24 @@ print("ams: miou %.4f up %.1f down %.1f updates %d codec %d ref %d" % (s["miou"]
 EOF
 # the labels now exist: pretrained reuses them and sends nothing
 # shellcheck disable=SC2086
-"$AMS_BIN" sim $COMMON --mode pretrained --out "$T/pre" >"$T/pre.out" 2>"$T/pre.err" ||
+"$AMS_BIN" sim $COMMON --mode pretrained --no-video --out "$T/pre" >"$T/pre.out" 2>"$T/pre.err" ||
     { cat "$T/pre.err"; fail "ams sim --mode pretrained"; }
 grep -q '"updates": 0' "$T/pre/summary.json" || fail "pretrained sent updates"
 grep -q '"uplink_kbps": 0,' "$T/pre/summary.json" || fail "pretrained uploaded"
+[ ! -e "$T/pre/overlay.mp4" ] || fail "--no-video wrote a video"
+if grep -q '<video' "$T/pre/report.html"; then fail "--no-video report links a video"; fi
+# jit: whole-model updates, at most --jit-max-iters steps per keyframe
+# shellcheck disable=SC2086
+"$AMS_BIN" sim $COMMON --mode jit --jit-max-iters 2 --jit-target 0.99 --no-video --out "$T/jit" \
+    >"$T/jit.out" 2>"$T/jit.err" || { cat "$T/jit.err"; fail "ams sim --mode jit"; }
+/usr/bin/python3 - "$T/jit/summary.json" <<'EOF' || fail "jit summary checks"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["mode"] == "jit" and s["train_phases"] >= 1, s
+assert all(1 <= p["iters"] <= 2 and p["miou_first"] is not None for p in s["phases"]), s
+assert all(p["changed"] > 0.5 * p["selected"] for p in s["phases"]), s   # the whole model
+print("jit: miou %.4f down %.1f Kbps, %d phases" % (s["miou"], s["downlink_kbps"], s["train_phases"]))
+EOF
 # deterministic with a fixed --compute-s
 # shellcheck disable=SC2086
 "$AMS_BIN" sim $COMMON --mode ams --out "$T/ams2" >/dev/null 2>&1 || fail "second run"

@@ -7,6 +7,8 @@
  *     ams_sim_student edge = {edge_params, build_infer, ctx}, server = {...};
  *     ams_sim_result *res = NULL;
  *     ams_sim_run(&c, "vtest.avi", labels, &edge, &server, progress, NULL, &res, &err);
+ *     const ams_sim_result *runs[1] = {res};        // (config.record was set)
+ *     ams_sim_write_overlay(runs, 1, "vtest.avi", "out/overlay.mp4", &err);
  *     ams_sim_write(res, "out/", &err);            // metrics.jsonl, summary.json, report.html
  *     ams_sim_result_free(res);
  *
@@ -24,9 +26,12 @@
  * compute_s when >= 0: deterministic); its update leaves when the downlink is free and arrives
  * after bytes * 8 / downlink budget seconds. Nothing is instant unless a budget is 0 (unlimited).
  * Modes: pretrained (no uploads, no training), one-time (uploads until one_time_s, one phase at
- * one_time_s, then nothing), ams (all of the above), jit (JITNet-like: after every upload,
- * train the whole model from the edge's weights, no restore, jit_iters steps on the newest
- * upload only, then send).
+ * one_time_s, then nothing), ams (all of the above), jit (JITNet-like: when an upload arrives,
+ * the server trains the whole model from the edge's weights (no restore) on the upload's
+ * latest frame, one Adam step at a time (batch 1; the Adam moments carry over from keyframe
+ * to keyframe), until the student's mIoU on that frame vs its teacher label reaches
+ * jit_target or jit_iters steps were taken, then sends the whole-model update; nothing when
+ * the student matched the frame before any step).
  * Determinism: with compute_s >= 0 a run is a pure function of its inputs and seed.
  */
 #ifndef AMS_SIM_H
@@ -65,13 +70,18 @@ typedef struct ams_sim_config {
     int atr;                  /* adaptive training rate */
     double start_rate;        /* initial sampling rate, frames/s (ASR bounds 0.1..1) */
     float threshold;          /* binary students: person where logit > threshold (0) */
-    int jit_iters;            /* jit: steps per upload */
+    int jit_iters;            /* jit: at most this many Adam steps per keyframe */
+    double jit_target;        /* jit: stop once the keyframe's mIoU reaches this (0..1) */
+    int record;               /* keep every evaluated frame's prediction and label (ams_sim_rec,
+                                 for ams_sim_write_overlay) */
     ams_trainer_opts train;   /* K, batch, lr, strategy, fraction, restore, seed, codec */
 } ams_sim_config;
 
 /* Defaults for short videos (vtest.avi is 79.5 s at 10 fps): ams mode, 256x192, 150/150 Kbps,
  * send and train period 10 s, first train 10 s, memory 60 s, eval 2 fps, one-time at 20 s,
- * measured compute, ASR + ATR on, K 20, batch 8, coord 5 %, input scale 1/255. */
+ * measured compute, ASR + ATR on, K 20, batch 8, coord 5 %, input scale 1/255, jit at most 20
+ * steps per keyframe or mIoU 0.8 (JITNet stops at 0.9 or 8 updates at a high learning rate;
+ * at lr 1e-3 the selfie student needs more steps), nothing recorded. */
 void ams_sim_config_default(ams_sim_config *c);
 
 /* A student instance: params, and a callback that adds its inference graph for one frame
@@ -110,7 +120,23 @@ typedef struct ams_sim_phase {
     size_t selected, changed;
     size_t bytes, ref_bytes;     /* our codec, the reference format */
     double loss_first, loss_last;
+    int iters;                   /* Adam steps taken */
+    double miou_first, miou_last; /* jit: the keyframe's mIoU before / after (NaN otherwise) */
 } ams_sim_phase;
+
+/* What the edge predicted at every evaluated frame, and the teacher's label (run-length coded
+ * in memory); made when config.record is set. */
+typedef struct ams_sim_rec ams_sim_rec;
+/* Frames recorded (0 for NULL). */
+int ams_sim_rec_count(const ams_sim_rec *r);
+/* Plane size: *w x *h. */
+void ams_sim_rec_size(const ams_sim_rec *r, int *w, int *h);
+/* Time (s) of frame i. */
+double ams_sim_rec_time(const ams_sim_rec *r, int i);
+/* Decodes frame i's prediction and label (w*h bytes each; either may be NULL).
+ * @return AMS_OK or AMS_E_RANGE (i out of range). */
+ams_status ams_sim_rec_get(const ams_sim_rec *r, int i, uint8_t *pred, uint8_t *label,
+                           ams_err *err);
 
 typedef struct ams_sim_result {
     ams_sim_config config;
@@ -134,6 +160,7 @@ typedef struct ams_sim_result {
     int nseconds;
     ams_sim_phase *phases;
     int nphases;
+    ams_sim_rec *rec;            /* config.record: every evaluated frame; else NULL */
 } ams_sim_result;
 
 /* Progress: t of duration seconds simulated; what = "eval", "train", ... */
@@ -149,11 +176,24 @@ ams_status ams_sim_run(const ams_sim_config *c, const char *video, ams_label_rea
                        ams_err *err);
 void ams_sim_result_free(ams_sim_result *r);
 
-/* Writes dir/metrics.jsonl, dir/summary.json and dir/report.html (dir must exist). */
+/* Writes dir/metrics.jsonl, dir/summary.json and dir/report.html (dir must exist). The report
+ * shows dir/overlay.mp4 in a <video> when that file exists: write it first. */
 ams_status ams_sim_write(const ams_sim_result *r, const char *dir, ams_err *err);
-/* Writes one summary.json (a list) and report.html comparing n runs into dir. */
+/* Writes one summary.json (a list) and report.html comparing n runs into dir (plots of mIoU
+ * and Kbps over time, mIoU vs Kbps, the table; dir/overlay.mp4 as for ams_sim_write). */
 ams_status ams_sim_write_compare(const ams_sim_result *const *r, int n, const char *dir,
                                  ams_err *err);
+
+/* Writes path (.mp4, H.264, atomically): for every frame the runs recorded (config.record;
+ * all n >= 1 runs must have recorded the same frame times), panels side by side, each the
+ * video frame at the student size: run 0's prediction over it (red), run 1's, ..., then the
+ * teacher's label (green), with the run names written in the top-left corner; played at the
+ * runs' eval fps. @return AMS_OK; AMS_E_INVAL (no recording, runs that differ, more than 4
+ * runs); video errors. */
+ams_status ams_sim_write_overlay(const ams_sim_result *const *runs, int n, const char *video,
+                                 const char *path, ams_err *err);
+/* The run's display name ("ams coord 5 %", "pretrained", ...) into buf. */
+void ams_sim_run_name(const ams_sim_result *r, char *buf, size_t cap);
 
 /* Teacher labels for a video: runs a TF.js teacher whose output `output` (NULL: the first)
  * is a probability or alpha (RVM: pha; person = value > 0.5) at width x height on the frames

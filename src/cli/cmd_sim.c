@@ -15,26 +15,38 @@
 
 static const char *const HELP =
     "usage: ams sim --video V --labels LABELS --student MODEL --mode M --out DIR [options]\n"
-    "       ams sim --compare ... --out DIR     (pretrained, one-time, ams coord, ams full)\n"
+    "       ams sim --compare ... --out DIR\n"
     "  V: the video; LABELS: teacher labels (ams label, or --teacher below); MODEL: a TF.js\n"
     "  model.json or a fetched name (selfie). M: pretrained | one-time | ams | jit.\n"
-    "  Writes DIR/metrics.jsonl (per second), DIR/summary.json, DIR/report.html.\n"
-    "options (defaults for short videos such as vtest.avi, 79.5 s at 10 fps):\n"
+    "  --compare runs pretrained, one-time, ams (--strategy, coord if full), ams full and\n"
+    "  jit with the same flags, each into DIR/<run>/, and one report comparing them in DIR.\n"
+    "Writes into DIR: metrics.jsonl (per second: mIoU, sampling rate, up/down bits, model\n"
+    "  version), summary.json (one object; --compare: a list), report.html (table, plots of\n"
+    "  mIoU and Kbps over time and of mIoU vs Kbps, the overlay video), overlay.mp4 (each\n"
+    "  evaluated frame: the student's mask in red for the run (--compare: pretrained and the\n"
+    "  best ams run), then the teacher's label in green). Last stdout line: JSON (--compare:\n"
+    "  a Markdown table).\n"
+    "options, with the defaults for short videos (vtest.avi: 79.5 s at 10 fps):\n"
     "  --uplink-kbps B 150 --downlink-kbps B 150   link budgets (0 = unlimited, lossless)\n"
     "  --strategy S coord (full first last both rand) --fraction F 0.05\n"
     "  --send-period S 10 --train-period T 10 --first-train S (= T) --memory S 60\n"
     "  --iters K 20 --batch B 8 --lr 0.001 --seed N 1 --no-restore --no-asr --no-atr\n"
-    "  --start-rate R 1 (frames/s) --eval-fps E 2 --one-time-s S 20 --jit-iters K 10\n"
+    "  --start-rate R 1 (frames/s) --eval-fps E 2 --one-time-s S 20\n"
+    "  --jit-target M 0.8   jit: train on the latest uploaded frame until the student's mIoU\n"
+    "  --jit-max-iters K 20 on it reaches M, or K Adam steps (batch 1, whole model)\n"
     "  --width W 256 --height H 192 (student size) --threshold X 0 (binary: logit > X)\n"
     "  --compute-s C  simulated server seconds per phase (default: measured; set it for\n"
     "                 bit-for-bit determinism)\n"
     "  --max-seconds S  only the first S seconds\n"
+    "  --no-video     no overlay.mp4 (it costs about a second per minute of video)\n"
     "  --teacher MODEL --label-fps R 10 --label-width W 384 --label-height H 288:\n"
     "                 make LABELS first when it does not exist (rvm: alpha > 0.5 = person)\n"
     "  --codec int8|f16  update deltas: int8 with a scale per tensor (default) or fp16\n"
     "  --backend cpu|ref (cpu)  --threads N (0 = all cores)\n"
-    "With the cpu backend a selfie batch-8 step at 256x192 takes about 0.3 s on one core\n"
-    "(the ref kernels: several seconds), so K 50 makes a phase ~15 s of real time.\n";
+    "For 7-15 minute videos the AMS reference's constants are: --send-period 30\n"
+    "  --train-period 10 --first-train 100 --memory 250 --iters 200 --batch 10\n"
+    "  (docs/sim.md). With the cpu backend a selfie batch-8 step at 256x192 takes about\n"
+    "  0.3 s on one core (the ref kernels: several seconds).\n";
 
 typedef struct named {
     const char *name, *file, *feeds, *output;
@@ -102,10 +114,30 @@ static void progress(void *ctx, double t, double duration, const char *what) {
     fflush(stderr);
 }
 
-/* One run: loads the student twice (edge and server copies), runs, writes into dir. */
+/* dir/overlay.mp4 of the runs (overlay: write it; else remove a stale one, so the report
+ * never shows a video of another run). */
+static int write_overlay(const char *cmd, const ams_sim_result *const *runs, int n,
+                         const char *video, const char *dir, int overlay) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/overlay.mp4", dir);
+    if (!overlay) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            fprintf(stderr, "ams sim: warning: cannot remove the stale %s\n", path);
+        return CLI_OK;
+    }
+    ams_err err = {0};
+    double t0 = cli_now();
+    if (ams_sim_write_overlay(runs, n, video, path, &err) != AMS_OK)
+        return cli_fail(cmd, &err, "--no-video skips the overlay video");
+    fprintf(stderr, "ams sim: %s (%.1f s)\n", path, cli_now() - t0);
+    return CLI_OK;
+}
+
+/* One run: loads the student twice (edge and server copies), runs, writes into dir (with
+ * dir/overlay.mp4 of this run when overlay is set). */
 static int run_one(const char *cmd, const ams_sim_config *c, const char *video,
                    ams_label_reader *labels, const char *student, const char *dir,
-                   const char *name, ams_sim_result **out) {
+                   const char *name, int overlay, ams_sim_result **out) {
     ams_err err = {0};
     ams_tfjs_model *me = NULL, *ms = NULL;
     if (ams_tfjs_load(student, &me, &err) != AMS_OK || ams_tfjs_load(student, &ms, &err) != AMS_OK) {
@@ -124,8 +156,10 @@ static int run_one(const char *cmd, const ams_sim_config *c, const char *video,
         ams_err_set(&err, AMS_E_IO, "cannot create %s", dir);
         return cli_fail(cmd, &err, NULL);
     }
-    if (ams_sim_write(*out, dir, &err) != AMS_OK) return cli_fail(cmd, &err, NULL);
     const ams_sim_result *r = *out;
+    int rc = write_overlay(cmd, &r, 1, video, dir, overlay);
+    if (rc != CLI_OK) return rc;
+    if (ams_sim_write(*out, dir, &err) != AMS_OK) return cli_fail(cmd, &err, NULL);
     fprintf(stderr,
             "ams sim [%s]: mIoU %.4f (after first training %.4f), up %.1f Kbps, down %.1f Kbps, "
             "%d updates, %d phases, server %.1f s, codec %zu B vs reference %zu B, %.0f s\n",
@@ -139,7 +173,7 @@ int ams_cmd_sim(int argc, char **argv) {
     const char *video = NULL, *labels_path = NULL, *student = NULL, *out = NULL, *mode = NULL;
     const char *teacher = NULL, *backend = "cpu";
     double label_fps = 10, lw = 384, lh = 288;
-    int compare = 0;
+    int compare = 0, overlay = 1;
     long threads = 0;
     ams_sim_config c;
     ams_sim_config_default(&c);
@@ -153,6 +187,7 @@ int ams_cmd_sim(int argc, char **argv) {
         if (!strcmp(a, "--no-restore")) { c.train.restore = 0; continue; }
         if (!strcmp(a, "--no-asr")) { c.asr = 0; continue; }
         if (!strcmp(a, "--no-atr")) { c.atr = 0; continue; }
+        if (!strcmp(a, "--no-video")) { overlay = 0; continue; }
         if (i + 1 >= argc) return cli_usage_error(cmd, "unknown or incomplete option '%s'", a);
         const char *v = argv[++i];
         double d = 0;
@@ -206,7 +241,9 @@ int ams_cmd_sim(int argc, char **argv) {
         DBL("--label-height", 16, 4096, lh)
         INT("--iters", 1, 1000000, c.train.iters)
         INT("--batch", 1, 1024, c.train.batch)
-        INT("--jit-iters", 1, 1000000, c.jit_iters)
+        INT("--jit-max-iters", 1, 1000000, c.jit_iters)
+        INT("--jit-iters", 1, 1000000, c.jit_iters) /* the old name */
+        DBL("--jit-target", 0, 1, c.jit_target)
         INT("--width", 16, 4096, c.width)
         INT("--height", 16, 4096, c.height)
         INT("--threads", 0, 1024, threads)
@@ -268,9 +305,10 @@ int ams_cmd_sim(int argc, char **argv) {
                 (unsigned long long)ams_label_reader_dropped(lr), labels_path);
 
     int rc = CLI_OK;
+    c.record = overlay;
     if (!compare) {
         ams_sim_result *r = NULL;
-        rc = run_one(cmd, &c, video, lr, spath, out, ams_sim_mode_name(c.mode), &r);
+        rc = run_one(cmd, &c, video, lr, spath, out, ams_sim_mode_name(c.mode), overlay, &r);
         if (rc == CLI_OK)
             printf("{\"mode\": \"%s\", \"miou\": %.6f, \"uplink_kbps\": %.3f, "
                    "\"downlink_kbps\": %.3f, \"updates\": %d}\n",
@@ -279,9 +317,9 @@ int ams_cmd_sim(int argc, char **argv) {
         ams_sim_result_free(r);
     } else {
         /* the baselines and AMS with the same flags */
-        enum { NRUNS = 4 };
+        enum { NRUNS = 5 };
         ams_sim_config cs[NRUNS];
-        const char *names[NRUNS] = {"pretrained", "one-time", "ams-coord", "ams-full"};
+        const char *names[NRUNS] = {"pretrained", "one-time", "ams-coord", "ams-full", "jit"};
         for (int i = 0; i < NRUNS; i++) cs[i] = c;
         cs[0].mode = AMS_SIM_PRETRAINED;
         cs[1].mode = AMS_SIM_ONE_TIME;
@@ -289,11 +327,21 @@ int ams_cmd_sim(int argc, char **argv) {
         if (cs[2].train.strategy == AMS_STRATEGY_FULL) cs[2].train.strategy = AMS_STRATEGY_COORD;
         cs[3].mode = AMS_SIM_AMS;
         cs[3].train.strategy = AMS_STRATEGY_FULL;
+        cs[4].mode = AMS_SIM_JIT;
         ams_sim_result *rs[NRUNS] = {0};
         char sub[4096];
         for (int i = 0; i < NRUNS && rc == CLI_OK; i++) {
             snprintf(sub, sizeof sub, "%s/%s", out, names[i]);
-            rc = run_one(cmd, &cs[i], video, lr, spath, sub, names[i], &rs[i]);
+            rc = run_one(cmd, &cs[i], video, lr, spath, sub, names[i], 0, &rs[i]);
+        }
+        if (rc == CLI_OK) { /* the overlay: pretrained and the best ams run */
+            int best = -1;
+            for (int i = 0; i < NRUNS; i++)
+                if (rs[i]->config.mode == AMS_SIM_AMS &&
+                    (best < 0 || rs[i]->miou > rs[best]->miou))
+                    best = i;
+            const ams_sim_result *pair[2] = {rs[0], rs[best]};
+            rc = write_overlay(cmd, pair, 2, video, out, overlay);
         }
         if (rc == CLI_OK &&
             ams_sim_write_compare((const ams_sim_result *const *)rs, NRUNS, out, &err) != AMS_OK)

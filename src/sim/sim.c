@@ -14,6 +14,7 @@
 #include "ams/schedule.h"
 #include "ams/uplink.h"
 #include "ams/video.h"
+#include "sim_internal.h"
 
 #define MAX_QUEUE 4096 /* uploads or updates in flight */
 
@@ -61,7 +62,9 @@ void ams_sim_config_default(ams_sim_config *c) {
     c->atr = 1;
     c->start_rate = 1.0;
     c->threshold = 0;
-    c->jit_iters = 10;
+    c->jit_iters = 20;
+    c->jit_target = 0.8;
+    c->record = 0;
     ams_trainer_opts_default(&c->train);
     c->train.input_scale = 1.0f / 255;
 }
@@ -138,6 +141,7 @@ typedef struct sim {
     int have_last_label;
     ams_schedule sched;
     int one_time_done;
+    ams_sim_jit *jit;    /* jit mode's trainer */
 } sim;
 
 /* Nearest resize of a label plane with video.h's fill + centre-crop rule. */
@@ -172,8 +176,28 @@ static ams_status push_phase(sim *s, ams_sim_phase *ph, int *index, ams_err *err
     return AMS_OK;
 }
 
-/* A training phase starting at t on the server horizon h (or the jit horizon); queues the
- * update for the downlink. */
+/* Queues the update msg (owned from here on) of phase ph (start, ready, compute filled) for the
+ * downlink: it leaves when ready and the link is free, and arrives after its bits. */
+static ams_status queue_update(sim *s, ams_sim_phase ph, uint8_t *msg, size_t len,
+                               int from_pretrained, ams_err *err) {
+    double leave = ph.ready > s->down_free ? ph.ready : s->down_free;
+    double tx = s->c->downlink_kbps > 0 ? (double)len * 8 / (s->c->downlink_kbps * 1000) : 0;
+    ph.arrive = leave + tx;
+    s->down_free = ph.arrive;
+    s->server_free = ph.ready;
+    s->res->server_compute_s += ph.compute_s;
+    s->res->server_measured_s += ph.measured_s;
+    int idx = 0;
+    if (push_phase(s, &ph, &idx, err) != AMS_OK || s->nupds >= MAX_QUEUE) {
+        free(msg);
+        AMS_FAIL(err, AMS_E_NOMEM, "sim: too many updates in flight");
+    }
+    s->upds[s->nupds++] = (update){ph.arrive, msg, len, from_pretrained, idx};
+    return AMS_OK;
+}
+
+/* A training phase starting at t on the server horizon h; queues the update for the
+ * downlink. */
 static ams_status train_now(sim *s, const ams_horizon *h, const ams_trainer_opts *o, double t,
                             ams_err *err) {
     ams_trainer_result tr;
@@ -190,21 +214,46 @@ static ams_status train_now(sim *s, const ams_horizon *h, const ams_trainer_opts
                         .measured_s = measured, .horizon = ams_horizon_count(h),
                         .selected = tr.selected, .changed = tr.changed, .bytes = len,
                         .ref_bytes = tr.ref_bytes, .loss_first = tr.loss_first,
-                        .loss_last = tr.loss_last};
-    double leave = ph.ready > s->down_free ? ph.ready : s->down_free;
-    double tx = s->c->downlink_kbps > 0 ? (double)len * 8 / (s->c->downlink_kbps * 1000) : 0;
-    ph.arrive = leave + tx;
-    s->down_free = ph.arrive;
-    s->server_free = ph.ready;
-    s->res->server_compute_s += compute;
-    s->res->server_measured_s += measured;
-    int idx = 0;
-    if (push_phase(s, &ph, &idx, err) != AMS_OK || s->nupds >= MAX_QUEUE) {
-        free(msg);
-        AMS_FAIL(err, AMS_E_NOMEM, "sim: too many updates in flight");
-    }
-    s->upds[s->nupds++] = (update){ph.arrive, msg, len, o->restore, idx};
-    return AMS_OK;
+                        .loss_last = tr.loss_last, .iters = o->iters, .miou_first = NAN,
+                        .miou_last = NAN};
+    return queue_update(s, ph, msg, len, o->restore, err);
+}
+
+/* jit: at t, the server trains the whole model from the edge's weights on the latest frame
+ * (rgb, label) until it matches it (sim_jit.c), and sends the whole-model update. */
+static ams_status jit_now(sim *s, const uint8_t *rgb, const uint8_t *label, double t,
+                          ams_err *err) {
+    double w0 = wall_now();
+    size_t total = s->server->total;
+    memcpy(s->server->values, s->mirror, total * sizeof(float));
+    ams_sim_jit_result jr;
+    AMS_TRY(ams_sim_jit_train(s->jit, s->c, rgb, label, &jr, err));
+    if (jr.iters == 0) return AMS_OK; /* the student matches the frame already: nothing to send */
+    /* the update: every element that moved, as deltas on what the edge holds; the reference
+     * format sends the whole model (fp16 values of every tensor) */
+    uint8_t *msg = NULL, *ref = NULL;
+    size_t len = 0, ref_len = 0, changed = 0;
+    for (size_t i = 0; i < total; i++)
+        changed += memcmp(&s->server->values[i], &s->mirror[i], sizeof(float)) != 0;
+    uint8_t *all = malloc(total ? total : 1);
+    AMS_FAIL_IF(!all, err, AMS_E_NOMEM, "sim: out of memory");
+    memset(all, 1, total);
+    ams_status st = ams_update_ref_encode(s->server, 1, all, s->server->values, &ref, &ref_len,
+                                          err);
+    free(all);
+    free(ref);
+    AMS_TRY(st);
+    AMS_TRY(ams_update_encode(s->server, s->mirror, s->server->values, &s->c->train.codec, &msg,
+                              &len, s->mirror, err));
+    double measured = wall_now() - w0;
+    double compute = s->c->compute_s >= 0 ? s->c->compute_s : measured;
+    ams_sim_phase ph = {.start = t, .ready = t + compute, .compute_s = compute,
+                        .measured_s = measured, .horizon = 1, .selected = jr.trainable,
+                        .changed = changed, .bytes = len, .ref_bytes = ref_len,
+                        .loss_first = jr.loss_first, .loss_last = jr.loss_last,
+                        .iters = jr.iters, .miou_first = jr.miou_first,
+                        .miou_last = jr.miou_last};
+    return queue_update(s, ph, msg, len, 0, err);
 }
 
 /* Applies the updates that reached the edge by t. */
@@ -254,22 +303,10 @@ static ams_status receive_uploads(sim *s, double t, ams_err *err) {
             st = ams_horizon_add(s->horizon, u.t[i], u.rgb + (size_t)i * s->npix * 3,
                                  u.labels + (size_t)i * s->npix, err);
         if (st == AMS_OK && s->c->mode == AMS_SIM_JIT && u.n > 0) {
-            /* JITNet-like: the newest upload only, from the edge's weights */
-            ams_horizon *jh = ams_horizon_new(s->h, s->w, 1e9, (size_t)u.n, err);
-            if (!jh) st = err ? err->code : AMS_E_NOMEM;
-            for (int i = 0; i < u.n && st == AMS_OK; i++)
-                st = ams_horizon_add(jh, u.t[i], u.rgb + (size_t)i * s->npix * 3,
-                                     u.labels + (size_t)i * s->npix, err);
-            if (st == AMS_OK) {
-                ams_trainer_opts o = s->c->train;
-                o.restore = 0;
-                o.strategy = AMS_STRATEGY_FULL;
-                o.iters = s->c->jit_iters;
-                memcpy(s->server->values, s->mirror, s->server->total * sizeof(float));
-                double start = u.arrive > s->server_free ? u.arrive : s->server_free;
-                st = train_now(s, jh, &o, start, err);
-            }
-            ams_horizon_free(jh);
+            /* JITNet-like: the upload's latest frame, from the edge's weights */
+            double start = u.arrive > s->server_free ? u.arrive : s->server_free;
+            st = jit_now(s, u.rgb + (size_t)(u.n - 1) * s->npix * 3,
+                         u.labels + (size_t)(u.n - 1) * s->npix, start, err);
         }
         free(u.rgb);
         free(u.labels);
@@ -389,6 +426,7 @@ static ams_status evaluate(sim *s, const uint8_t *rgb, const uint8_t *label, dou
     }
     double m = ams_label_miou(&s->cm_frame, label, s->pred, s->npix, AMS_CM_TRUTH);
     AMS_TRY(ams_confmat_sum(&s->cm_all, &s->cm_frame, err));
+    if (s->res->rec) AMS_TRY(ams_sim_rec_add(s->res->rec, t, s->pred, label, err));
     if (!isnan(m)) {
         s->miou_sum += m;
         s->miou_n++;
@@ -421,6 +459,8 @@ static ams_status check_config(const ams_sim_config *c, ams_err *err) {
     AMS_FAIL_IF(!(c->start_rate >= 0.1 && c->start_rate <= 1), err, AMS_E_INVAL,
                 "sim: start rate must be in 0.1..1 frames/s");
     AMS_FAIL_IF(c->jit_iters < 1, err, AMS_E_INVAL, "sim: jit iterations must be >= 1");
+    AMS_FAIL_IF(!(c->jit_target >= 0 && c->jit_target <= 1), err, AMS_E_INVAL,
+                "sim: the jit target mIoU must be in 0..1");
     return AMS_OK;
 }
 
@@ -428,6 +468,7 @@ static void sim_free(sim *s) {
     ams_graph_free(s->g);
     ams_trainer_free(s->trainer);
     ams_horizon_free(s->horizon);
+    ams_sim_jit_free(s->jit);
     free(s->x);
     free(s->pred);
     free(s->scratch);
@@ -445,6 +486,7 @@ void ams_sim_result_free(ams_sim_result *r) {
     if (!r) return;
     free(r->seconds);
     free(r->phases);
+    ams_sim_rec_free(r->rec);
     free(r);
 }
 
@@ -490,6 +532,12 @@ static ams_status sim_init(sim *s, ams_sim_student *edge, ams_sim_student *serve
     s->asr.rate = c->start_rate;
     double first = c->first_train >= 0 ? c->first_train : c->train_period;
     ams_schedule_init(&s->sched, c->train_period, first, c->atr);
+    if (c->mode == AMS_SIM_JIT)
+        AMS_TRY(ams_sim_jit_new(&s->jit, server, s->h, s->w, s->classes, err));
+    if (c->record) {
+        s->res->rec = ams_sim_rec_new(s->w, s->h);
+        AMS_FAIL_IF(!s->res->rec, err, AMS_E_NOMEM, "sim: out of memory");
+    }
     return AMS_OK;
 }
 
