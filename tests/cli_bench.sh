@@ -21,4 +21,26 @@ done
 rm -f "${TMPDIR:-/tmp}/bench.$$"
 if "$AMS" bench --arch deeplabv3-mnv2 --os 16 --classes 19 --height 64 --width 96 --mode fly 2>/dev/null; then
   echo "bad --mode accepted"; exit 1; fi
-echo "3 passed, 0 failed"
+# the imported-model form (needs the fetch cache; skipped without it), with --profile
+if [ -f "${AMS_CACHE:-$HOME/.cache/ams}/models/selfie.json" ]; then
+  for mode in infer train; do
+    "$AMS" bench --model selfie --batch 2 --height 64 --width 96 --mode $mode --reps 2 \
+        --profile >"${TMPDIR:-/tmp}/bench.$$" 2>"${TMPDIR:-/tmp}/bench_err.$$"
+    grep -q '^profile: 2 forward' "${TMPDIR:-/tmp}/bench_err.$$" || { echo "no profile"; exit 1; }
+    tail -n 1 "${TMPDIR:-/tmp}/bench.$$" | /usr/bin/python3 -c '
+import json, sys
+j = json.loads(sys.stdin.read())
+for k in ("ms_per_image", "ms_min", "ms_max", "images_per_s", "gflops", "peak_rss_mb", "ms_per_step"):
+    assert k in j and j[k] > 0, k
+assert j["model"] == "selfie" and j["batch"] == 2
+assert j["ms_min"] <= j["ms_per_image"] <= j["ms_max"]
+print("ok selfie", j["mode"], j["ms_per_image"], "ms/image")
+'
+  done
+  rm -f "${TMPDIR:-/tmp}/bench.$$" "${TMPDIR:-/tmp}/bench_err.$$"
+  if "$AMS" bench --model selfie --arch deeplabv3-mnv2 --height 64 --width 96 --mode infer 2>/dev/null; then
+    echo "--model with --arch accepted"; exit 1; fi
+fi
+if "$AMS" bench --model /nonexistent/model.json --height 64 --width 96 --mode infer 2>/dev/null; then
+  echo "missing model accepted"; exit 1; fi
+echo "passed"

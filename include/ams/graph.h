@@ -27,6 +27,8 @@
 #ifndef AMS_GRAPH_H
 #define AMS_GRAPH_H
 
+#include <stdio.h>
+
 #include "ams/kernels.h"
 #include "ams/params.h"
 
@@ -162,5 +164,19 @@ ams_status ams_graph_forward(ams_graph *g, const ams_backend *be, ams_err *err);
 const float *ams_graph_value(const ams_graph *g, int node);
 /* Backward from a scalar node (d loss/d loss = 1). AMS_PLAN_TRAIN only. */
 ams_status ams_graph_backward(ams_graph *g, const ams_backend *be, int loss, ams_err *err);
+
+/* ---- profiling (opt-in; off, the executor pays one pointer test per pass) ---- */
+/* on != 0 (after ams_graph_plan): from now on every node's forward and backward kernel
+ * call is timed (counters allocated and zeroed; AMS_E_NOMEM if they cannot be,
+ * AMS_E_INVAL before the plan); on == 0: stops and frees them. */
+ams_status ams_graph_set_profile(ams_graph *g, int on, ams_err *err);
+/* Zeroes the counters (e.g. after a warm-up pass). */
+void ams_graph_profile_reset(ams_graph *g);
+/* Writes the profile to f, averaged per pass: time per op kind (forward, backward, and the
+ * gradient zeroing its backward triggered, i.e. for the gradients it was first to write;
+ * not counted in its backward time), then the `top` slowest nodes with shape, GFLOP/s
+ * (convolutions: 2 per multiply-add, backward counts each gradient computed) and the bytes
+ * they move (an estimate: every input, output and gradient read or written once) in GB/s. */
+void ams_graph_profile_report(const ams_graph *g, FILE *f, int top);
 
 #endif

@@ -10,6 +10,8 @@
  * - forward kernels overwrite their output;
  * - backward kernels ACCUMULATE (+=) into every gradient they are given, and
  *   skip any gradient pointer that is NULL (so only what needs a gradient is computed);
+ *   the optional *_set entries (NULL in the reference table) overwrite the gradients they
+ *   are told to, for a gradient's first write in a backward pass;
  * - kernels never allocate, never fail: shapes are validated when the graph is built.
  * The first argument (be) lets a backend reach its own state (thread pool, scratch).
  */
@@ -74,6 +76,13 @@ struct ams_backend {
     void (*conv2d_backward)(const ams_backend *be, float *din, float *dweight, float *dbias,
                             const float *dout, const float *in, const float *weight,
                             const ams_conv2d_desc *d);
+    /* Optional (NULL: not provided): conv2d_backward, except that din (never NULL) holds
+     * garbage and is OVERWRITTEN with the data gradient instead of accumulated into - the
+     * executor calls it for the first gradient an activation receives, which saves zeroing
+     * it and a read-add pass. dweight and dbias still accumulate. */
+    void (*conv2d_backward_din_set)(const ams_backend *be, float *din, float *dweight,
+                                    float *dbias, const float *dout, const float *in,
+                                    const float *weight, const ams_conv2d_desc *d);
     /* out (n,h,w,c) from in (n,oh,ow,oc); bias (c) or NULL */
     void (*conv2d_transpose_forward)(const ams_backend *be, float *out, const float *in,
                                      const float *weight, const float *bias,
@@ -112,6 +121,16 @@ struct ams_backend {
     void (*affine_backward)(const ams_backend *be, float *din, const float *dout, float a,
                             int64_t n);
 
+    /* Optional (NULL: not provided): relu / relu6 / affine backward with din OVERWRITTEN (it
+     * holds garbage), for the first gradient an activation receives (saves zeroing it and
+     * reading zeros). */
+    void (*relu_backward_set)(const ams_backend *be, float *din, const float *dout,
+                              const float *out, int64_t n);
+    void (*relu6_backward_set)(const ams_backend *be, float *din, const float *dout,
+                               const float *out, int64_t n);
+    void (*affine_backward_set)(const ams_backend *be, float *din, const float *dout, float a,
+                                int64_t n);
+
     /* Broadcasting add and mul. */
     void (*add_forward)(const ams_backend *be, float *out, const float *a, const float *b,
                         const ams_bcast_desc *d);
@@ -121,6 +140,15 @@ struct ams_backend {
                         const ams_bcast_desc *d);
     void (*mul_backward)(const ams_backend *be, float *da, float *db, const float *dout,
                          const float *a, const float *b, const ams_bcast_desc *d);
+
+    /* Optional (NULL: not provided): add_backward / mul_backward where a gradient whose
+     * set_a / set_b flag is 1 is OVERWRITTEN (it holds garbage) instead of accumulated
+     * into; when da and db are the same buffer (x + x), only set_a may be 1. */
+    void (*add_backward_set)(const ams_backend *be, float *da, float *db, const float *dout,
+                             const ams_bcast_desc *d, int set_a, int set_b);
+    void (*mul_backward_set)(const ams_backend *be, float *da, float *db, const float *dout,
+                             const float *a, const float *b, const ams_bcast_desc *d,
+                             int set_a, int set_b);
 
     /* Broadcasting divide: out = a / b; da += dout / b, db -= dout * a / b^2. */
     void (*div_forward)(const ams_backend *be, float *out, const float *a, const float *b,

@@ -25,6 +25,7 @@ void ams_graph_free(ams_graph *g) {
     }
     free(g->nodes);
     free(g->arena);
+    ams_graph_set_profile(g, 0, NULL);
     free(g);
 }
 

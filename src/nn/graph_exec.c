@@ -150,7 +150,16 @@ ams_status ams_graph_forward(ams_graph *g, const ams_backend *be, ams_err *err) 
         AMS_FAIL_IF((n->op == AMS_OP_INPUT || n->op == AMS_OP_LABELS) && !n->grad_ready, err,
                     AMS_E_INVAL, "input '%s' was not set", n->name);
     }
-    for (int i = 0; i < g->count; i++) forward_node(g, be, &g->nodes[i]);
+    if (!g->prof) {
+        for (int i = 0; i < g->count; i++) forward_node(g, be, &g->nodes[i]);
+    } else {
+        for (int i = 0; i < g->count; i++) {
+            double t0 = ams_graph_prof_now();
+            forward_node(g, be, &g->nodes[i]);
+            g->prof->node[i].fwd_s += ams_graph_prof_now() - t0;
+        }
+        g->prof->fwd_passes++;
+    }
     g->forward_done = 1;
     return AMS_OK;
 }
@@ -161,10 +170,28 @@ static float *dinput(ams_graph *g, ams_node *n, int k) {
     ams_node *x = in(g, n, k);
     if (!x->needs_grad || !x->grad) return NULL;
     if (!x->grad_ready) {
-        if (x->op != AMS_OP_PARAM) memset(x->grad, 0, x->numel * sizeof(float));
+        if (x->op != AMS_OP_PARAM) {
+            double t0 = g->prof ? ams_graph_prof_now() : 0;
+            memset(x->grad, 0, x->numel * sizeof(float));
+            if (g->prof) g->prof->zero_s += ams_graph_prof_now() - t0;
+        }
         x->grad_ready = 1;
     }
     return x->grad;
+}
+
+/* Like dinput, but a gradient this pass has not touched yet is returned as it is (not
+ * zeroed) with *fresh = 1: the caller's kernel overwrites it. */
+static float *dinput_fresh(ams_graph *g, ams_node *n, int k, int *fresh) {
+    ams_node *x = in(g, n, k);
+    *fresh = 0;
+    if (!x->needs_grad || !x->grad) return NULL;
+    if (!x->grad_ready && x->op != AMS_OP_PARAM) {
+        x->grad_ready = 1;
+        *fresh = 1;
+        return x->grad;
+    }
+    return dinput(g, n, k);
 }
 
 static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
@@ -175,11 +202,14 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     case AMS_OP_PARAM:
     case AMS_OP_CONST:
     case AMS_OP__COUNT: break;
-    case AMS_OP_CONV2D:
-        be->conv2d_backward(be, dinput(g, n, 0), dinput(g, n, 1),
-                            n->nin > 2 ? dinput(g, n, 2) : NULL, dout, in(g, n, 0)->value,
-                            in(g, n, 1)->value, &n->conv);
+    case AMS_OP_CONV2D: {
+        int fresh = 0;
+        float *dx = be->conv2d_backward_din_set ? dinput_fresh(g, n, 0, &fresh) : dinput(g, n, 0);
+        (fresh ? be->conv2d_backward_din_set : be->conv2d_backward)(
+            be, dx, dinput(g, n, 1), n->nin > 2 ? dinput(g, n, 2) : NULL, dout,
+            in(g, n, 0)->value, in(g, n, 1)->value, &n->conv);
         break;
+    }
     case AMS_OP_CONV2D_TRANSPOSE:
         be->conv2d_transpose_backward(be, dinput(g, n, 0), dinput(g, n, 1),
                                       n->nin > 2 ? dinput(g, n, 2) : NULL, dout,
@@ -192,12 +222,20 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
                                in(g, n, 4)->value, n->eps, (int64_t)n->numel / c, c);
         break;
     }
-    case AMS_OP_RELU:
-        be->relu_backward(be, dinput(g, n, 0), dout, n->value, (int64_t)n->numel);
+    case AMS_OP_RELU: {
+        int fresh = 0;
+        float *dx = be->relu_backward_set ? dinput_fresh(g, n, 0, &fresh) : dinput(g, n, 0);
+        (fresh ? be->relu_backward_set : be->relu_backward)(be, dx, dout, n->value,
+                                                            (int64_t)n->numel);
         break;
-    case AMS_OP_RELU6:
-        be->relu6_backward(be, dinput(g, n, 0), dout, n->value, (int64_t)n->numel);
+    }
+    case AMS_OP_RELU6: {
+        int fresh = 0;
+        float *dx = be->relu6_backward_set ? dinput_fresh(g, n, 0, &fresh) : dinput(g, n, 0);
+        (fresh ? be->relu6_backward_set : be->relu6_backward)(be, dx, dout, n->value,
+                                                              (int64_t)n->numel);
         break;
+    }
     case AMS_OP_SIGMOID:
         be->sigmoid_backward(be, dinput(g, n, 0), dout, n->value, (int64_t)n->numel);
         break;
@@ -205,16 +243,34 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
         be->tanh_backward(be, dinput(g, n, 0), dout, n->value, (int64_t)n->numel);
         break;
     case AMS_OP_AFFINE:
-        be->affine_backward(be, dinput(g, n, 0), dout, n->a, (int64_t)n->numel);
+    case AMS_OP_RESHAPE: {
+        int fresh = 0;
+        float a = n->op == AMS_OP_AFFINE ? n->a : 1.0f;
+        float *dx = be->affine_backward_set ? dinput_fresh(g, n, 0, &fresh) : dinput(g, n, 0);
+        (fresh ? be->affine_backward_set : be->affine_backward)(be, dx, dout, a, (int64_t)n->numel);
         break;
-    case AMS_OP_RESHAPE:
-        be->affine_backward(be, dinput(g, n, 0), dout, 1.0f, (int64_t)n->numel);
+    }
+    case AMS_OP_ADD:
+    case AMS_OP_MUL: {
+        int is_add = n->op == AMS_OP_ADD;
+        int fa = 0, fb = 0;
+        float *da, *db;
+        if (is_add ? be->add_backward_set != NULL : be->mul_backward_set != NULL) {
+            /* a second input that is the first (x + x) comes back not fresh */
+            da = dinput_fresh(g, n, 0, &fa);
+            db = dinput_fresh(g, n, 1, &fb);
+        } else {
+            da = dinput(g, n, 0), db = dinput(g, n, 1);
+        }
+        if (is_add && (fa || fb)) be->add_backward_set(be, da, db, dout, &n->bc, fa, fb);
+        else if (is_add) be->add_backward(be, da, db, dout, &n->bc);
+        else if (fa || fb)
+            be->mul_backward_set(be, da, db, dout, in(g, n, 0)->value, in(g, n, 1)->value,
+                                 &n->bc, fa, fb);
+        else
+            be->mul_backward(be, da, db, dout, in(g, n, 0)->value, in(g, n, 1)->value, &n->bc);
         break;
-    case AMS_OP_ADD: be->add_backward(be, dinput(g, n, 0), dinput(g, n, 1), dout, &n->bc); break;
-    case AMS_OP_MUL:
-        be->mul_backward(be, dinput(g, n, 0), dinput(g, n, 1), dout, in(g, n, 0)->value,
-                         in(g, n, 1)->value, &n->bc);
-        break;
+    }
     case AMS_OP_DIV:
         be->div_backward(be, dinput(g, n, 0), dinput(g, n, 1), dout, in(g, n, 0)->value,
                          in(g, n, 1)->value, &n->bc);
@@ -296,7 +352,15 @@ ams_status ams_graph_backward(ams_graph *g, const ams_backend *be, int loss, ams
     for (int i = loss; i >= 0; i--) {
         ams_node *n = &g->nodes[i];
         if (!n->needs_grad || !n->grad_ready || n->op == AMS_OP_PARAM) continue;
-        backward_node(g, be, n);
+        if (!g->prof) {
+            backward_node(g, be, n);
+        } else { /* the node's time without the gradient zeroing it triggered */
+            double t0 = ams_graph_prof_now(), z0 = g->prof->zero_s;
+            backward_node(g, be, n);
+            g->prof->node[i].bwd_s += ams_graph_prof_now() - t0 - (g->prof->zero_s - z0);
+            g->prof->node[i].zero_s += g->prof->zero_s - z0;
+        }
     }
+    if (g->prof) g->prof->bwd_passes++;
     return AMS_OK;
 }

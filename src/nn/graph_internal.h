@@ -44,6 +44,18 @@ typedef struct ams_node {
     int64_t count;          /* loss: pixels counted */
 } ams_node;
 
+/* Opt-in profile (ams_graph_set_profile): wall time per node and direction. */
+typedef struct ams_node_prof {
+    double fwd_s, bwd_s;    /* seconds summed over passes */
+    double zero_s;          /* zeroing gradients this node's backward was first to write */
+} ams_node_prof;
+
+typedef struct ams_graph_prof {
+    ams_node_prof *node;    /* count entries */
+    long fwd_passes, bwd_passes;
+    double zero_s;          /* backward: zeroing gradient buffers (not in any node's time) */
+} ams_graph_prof;
+
 struct ams_graph {
     ams_params *params;     /* not owned */
     ams_node *nodes;
@@ -57,6 +69,10 @@ struct ams_graph {
     size_t arena_bytes;
     ams_rng rng;            /* dropout masks */
     int forward_done;
+    ams_graph_prof *prof;   /* NULL: profiling off (the executor checks nothing else) */
 };
+
+/* Monotonic seconds, for the profile (graph_profile.c). */
+double ams_graph_prof_now(void);
 
 #endif

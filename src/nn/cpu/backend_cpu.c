@@ -65,7 +65,15 @@ ams_status ams_backend_cpu_create(int threads, const ams_backend **out, ams_err 
     cb->be.name = "cpu";
     cb->be.state = &cb->st;
     cb->st.threads = threads;
+    /* below this many floats of work a kernel runs on the calling thread; the variable is
+     * for tuning experiments (docs/performance.md) */
+    const char *mp = getenv("AMS_CPU_MIN_PARALLEL");
+    long long v = mp ? atoll(mp) : 0;
+    cb->st.min_parallel = v >= 1 && v <= ((long long)1 << 40) ? (int64_t)v : 131072;
     ams_cpu_fill_table(&cb->be);
+    ams_cpu_fill_broadcast(&cb->be);
+    ams_cpu_fill_bce(&cb->be);
+    ams_cpu_fill_resize(&cb->be);
     *out = &cb->be;
     return AMS_OK;
 }

@@ -15,6 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A conv small enough for the plain loops (conv_small.c): its whole backward. */
+static int small_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
+                          const float *dout, const float *in, const float *weight,
+                          const ams_conv2d_desc *d) {
+    if (!ams_cpu_conv_small(d)) return 0;
+    if (dweight) {
+        if (!ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) return 0;
+    } else if (dbias) {
+        ams_cpu_bias_grad(be, dbias, dout, (int64_t)d->n * d->oh * d->ow, d->oc);
+    }
+    if (din) ams_cpu_conv_small_backward_data(din, dout, weight, d);
+    return 1;
+}
+
 #ifdef AMS_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 
@@ -354,6 +368,10 @@ static void conv_bwd_w_acc(const ams_backend *be, conv_entry *e, float *dweight,
 
 void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, const float *weight,
                             const float *bias, const ams_conv2d_desc *d) {
+    if (ams_cpu_conv_small(d)) {
+        ams_cpu_conv_small_forward(out, in, weight, bias, d);
+        return;
+    }
     conv_entry *e = entry(be, d, bias != NULL);
     if (!e || !ensure_fwd(state(be), state(be)->conv, e)) {
         ams_ref_conv2d_forward(be, out, in, weight, bias, d);
@@ -362,26 +380,38 @@ void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, 
     conv_fwd_into(be, e, out, in, weight, bias);
 }
 
-/* din, dweight: oneDNN when it can; each falls back to the reference kernel alone. */
-void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
-                             const float *dout, const float *in, const float *weight,
-                             const ams_conv2d_desc *d) {
+/* din, dweight: oneDNN when it can; each falls back to the reference kernel alone. With
+ * set, din is overwritten (oneDNN writes it directly) instead of accumulated into. */
+static void conv_backward(const ams_backend *be, int set, float *din, float *dweight, float *dbias,
+                          const float *dout, const float *in, const float *weight,
+                          const ams_conv2d_desc *d) {
     ams_cpu_state *st = state(be);
+    size_t nin = (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c;
+    if (set && din && (ams_cpu_conv_small(d) || !entry(be, d, 0))) {
+        memset(din, 0, nin * sizeof *din); /* the accumulating paths below */
+        set = 0;
+    }
+    if (small_backward(be, din, dweight, dbias, dout, in, weight, d)) return;
     conv_entry *e = entry(be, d, 0);
     int64_t opix = (int64_t)d->n * d->oh * d->ow;
     if (!e) {
         ams_ref_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
         return;
     }
+    /* our weight gradient takes the bias gradient along (one pass over dout) */
+    if (dweight && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) dweight = dbias = NULL;
     if (dbias) ams_cpu_bias_grad(be, dbias, dout, opix, d->oc);
     if (din) {
         if (!e->bad_bwd_d && !e->bwd_d.p && !setup_bwd_d(st, st->conv, e)) e->bad_bwd_d = 1;
         if (e->bad_bwd_d) {
+            if (set) memset(din, 0, nin * sizeof *din);
             ams_ref_conv2d_backward(be, din, NULL, NULL, dout, in, weight, d);
+        } else if (set) {
+            conv_bwd_d_into(be, e, din, dout, weight);
         } else {
             float *tmp = st->conv->tmp;
             conv_bwd_d_into(be, e, tmp, dout, weight);
-            ams_cpu_add_into(be, din, tmp, (int64_t)d->n * d->h * d->w * d->c);
+            ams_cpu_add_into(be, din, tmp, (int64_t)nin);
         }
     }
     if (dweight) {
@@ -389,6 +419,18 @@ void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, 
         if (e->bad_bwd_w) ams_ref_conv2d_backward(be, NULL, dweight, NULL, dout, in, weight, d);
         else conv_bwd_w_acc(be, e, dweight, in, dout);
     }
+}
+
+void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
+                             const float *dout, const float *in, const float *weight,
+                             const ams_conv2d_desc *d) {
+    conv_backward(be, 0, din, dweight, dbias, dout, in, weight, d);
+}
+
+void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight,
+                                     float *dbias, const float *dout, const float *in,
+                                     const float *weight, const ams_conv2d_desc *d) {
+    conv_backward(be, 1, din, dweight, dbias, dout, in, weight, d);
 }
 
 /* Transposed forward = backward-data of the conv (out fully overwritten), then bias. */
@@ -415,6 +457,9 @@ void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float 
                                        float *dbias, const float *dout, const float *in,
                                        const float *weight, const ams_conv2d_desc *d) {
     ams_cpu_state *st = state(be);
+    if (ams_cpu_conv_tiled(d) &&
+        ams_cpu_conv_tiled_backward(be, din, dweight, dbias, dout, in, weight, d))
+        return;
     conv_entry *e = entry(be, d, 0);
     if (!e) {
         ams_ref_conv2d_transpose_backward(be, din, dweight, dbias, dout, in, weight, d);
@@ -432,7 +477,7 @@ void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float 
             ams_cpu_add_into(be, din, tmp, (int64_t)d->n * d->oh * d->ow * d->oc);
         }
     }
-    if (dweight) {
+    if (dweight && !ams_cpu_conv_wgrad(be, dweight, NULL, dout, in, d)) {
         if (!e->bad_bwd_w && !e->bwd_w.p && !setup_bwd_w(st, st->conv, e)) e->bad_bwd_w = 1;
         if (e->bad_bwd_w) ams_ref_conv2d_transpose_backward(be, NULL, dweight, NULL, dout, in, weight, d);
         else conv_bwd_w_acc(be, e, dweight, dout, in);
@@ -463,25 +508,39 @@ void ams_cpu_conv_cache_free(ams_cpu_state *st) {
     st->conv = NULL;
 }
 
-#else /* no oneDNN: the reference convolutions */
+#else /* no oneDNN: the reference convolutions, but for our own kernels */
 
 void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, const float *weight,
                             const float *bias, const ams_conv2d_desc *d) {
-    ams_ref_conv2d_forward(be, out, in, weight, bias, d);
+    if (ams_cpu_conv_small(d)) ams_cpu_conv_small_forward(out, in, weight, bias, d);
+    else ams_ref_conv2d_forward(be, out, in, weight, bias, d);
 }
 void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
                              const float *dout, const float *in, const float *weight,
                              const ams_conv2d_desc *d) {
+    if (small_backward(be, din, dweight, dbias, dout, in, weight, d)) return;
+    if (dweight && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) dweight = dbias = NULL;
     ams_ref_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
+}
+void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight,
+                                     float *dbias, const float *dout, const float *in,
+                                     const float *weight, const ams_conv2d_desc *d) {
+    if (din) memset(din, 0, (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c * sizeof *din);
+    ams_cpu_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
 }
 void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in,
                                       const float *weight, const float *bias,
                                       const ams_conv2d_desc *d) {
-    ams_ref_conv2d_transpose_forward(be, out, in, weight, bias, d);
+    if (ams_cpu_conv_tiled(d)) ams_cpu_conv_tiled_forward(be, out, in, weight, bias, d);
+    else ams_ref_conv2d_transpose_forward(be, out, in, weight, bias, d);
 }
 void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float *dweight,
                                        float *dbias, const float *dout, const float *in,
                                        const float *weight, const ams_conv2d_desc *d) {
+    if (ams_cpu_conv_tiled(d) &&
+        ams_cpu_conv_tiled_backward(be, din, dweight, dbias, dout, in, weight, d))
+        return;
+    if (dweight && ams_cpu_conv_wgrad(be, dweight, NULL, dout, in, d)) dweight = NULL;
     ams_ref_conv2d_transpose_backward(be, din, dweight, dbias, dout, in, weight, d);
 }
 void ams_cpu_conv_cache_free(ams_cpu_state *st) { (void)st; }

@@ -16,6 +16,7 @@ typedef struct cpu_conv_cache cpu_conv_cache;
 
 typedef struct ams_cpu_state {
     int threads;
+    int64_t min_parallel;   /* fewer floats of work than this run on the calling thread */
     size_t allocs;          /* allocations made by this backend (caches, scratch) */
     float *part;            /* per-thread partial sums (reductions), part_len floats */
     size_t part_len;
@@ -35,12 +36,43 @@ void ams_cpu_set_threads(int threads);
 /* Convolutions (conv_dnnl.c): oneDNN with the reference kernel as fallback. */
 void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, const float *weight, const float *bias, const ams_conv2d_desc *d);
 void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
+/* conv2d_backward with din overwritten (kernels.h: conv2d_backward_din_set) */
+void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
 void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in, const float *weight, const float *bias, const ams_conv2d_desc *d);
 void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
 void ams_cpu_conv_cache_free(ams_cpu_state *st);
+/* dweight += the weight gradient of the forward conv d with input x and output gradient dy,
+ * and dbias (oc; NULL: none) += its bias gradient (pointwise: in the same pass over dy),
+ * for pointwise (1x1, stride 1, unpadded, one group) and depthwise (multiplier 1; with
+ * oneDNN larger than 3x3) convs; returns 0 (nothing done) for any other conv
+ * (conv_wgrad.c). */
+int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, const float *x,
+                       const float *dy, const ams_conv2d_desc *d);
+
+/* Transposed convolutions whose windows tile the output (conv_transpose_tiled.c):
+ * ams_cpu_conv_tiled says whether d is one (stride == kernel, unpadded, undilated, one
+ * group, exact tiling); backward returns 0 when it could not get its scratch. */
+int ams_cpu_conv_tiled(const ams_conv2d_desc *d);
+void ams_cpu_conv_tiled_forward(const ams_backend *be, float *out, const float *in,
+                                const float *weight, const float *bias, const ams_conv2d_desc *d);
+int ams_cpu_conv_tiled_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
+                                const float *dout, const float *in, const float *weight,
+                                const ams_conv2d_desc *d);
+/* Pointwise convolutions too small for a oneDNN call (conv_small.c), on the calling thread. */
+int ams_cpu_conv_small(const ams_conv2d_desc *d);
+void ams_cpu_conv_small_forward(float *out, const float *in, const float *weight,
+                                const float *bias, const ams_conv2d_desc *d);
+void ams_cpu_conv_small_backward_data(float *din, const float *dout, const float *weight,
+                                      const ams_conv2d_desc *d);
 
 /* Parallel element-wise / row-wise kernels (parallel.c). */
 void ams_cpu_fill_table(ams_backend *be);
+/* Broadcasting add, mul, div forward and backward (broadcast.c). */
+void ams_cpu_fill_broadcast(ams_backend *be);
+/* Bilinear resize (resize.c). */
+void ams_cpu_fill_resize(ams_backend *be);
+/* Binary cross-entropy on logits (bce.c). */
+void ams_cpu_fill_bce(ams_backend *be);
 /* dst[i] += src[i], i < n, in parallel. */
 void ams_cpu_add_into(const ams_backend *be, float *dst, const float *src, int64_t n);
 /* dbias (ch) += column sums of dy (pixels, ch), in parallel. */

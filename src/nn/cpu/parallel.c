@@ -1,10 +1,11 @@
 /* parallel.c - the CPU backend's element-wise and row-wise kernels, one slice per OpenMP
- * thread: the reference kernels on disjoint slices (relu, sigmoid, tanh, affine, dropout),
+ * thread: the reference kernels on disjoint slices (relu forward, tanh, affine, dropout),
  * and our own vectorised loops where the reference is slow or cannot be sliced (batch
- * norm, relu6, adds, bias gradients, bilinear resize, softmax cross-entropy).
+ * norm, relu, relu6, sigmoid, bias gradients, softmax cross-entropy).
  * Small inputs stay on the calling thread: a parallel region costs a few microseconds.
  */
 #include "nn/cpu/cpu_backend.h"
+#include "nn/cpu/cpu_math.h"
 #include "nn/ref/ref_kernels.h"
 
 #include <math.h>
@@ -28,13 +29,9 @@
 /* Channels a batch-norm slice keeps its per-channel factors for on the stack. */
 #define BN_MAX_C 2048
 
-/* Below this many floats of work a kernel runs on one thread. */
-#define MIN_PARALLEL 32768
-
 static int nthreads(const ams_backend *be, int64_t work) {
-    int t = ((const ams_cpu_state *)be->state)->threads;
-    if (work < MIN_PARALLEL || t < 1) return 1;
-    return t;
+    const ams_cpu_state *st = (const ams_cpu_state *)be->state;
+    return work < st->min_parallel || st->threads < 1 ? 1 : st->threads;
 }
 
 /* Slice t of nt of [0, n), aligned to 16 floats (whole cache lines). */
@@ -56,11 +53,33 @@ static void slice(int64_t n, int t, int nt, int64_t *lo, int64_t *hi) {
         }                                                                   \
     }
 
-UNARY(relu_fwd, ams_ref_relu_forward,
-      (const ams_backend *be, float *out, const float *in, int64_t n), (be, out + lo, in + lo, hi - lo))
-UNARY(relu_bwd, ams_ref_relu_backward,
+/* The reference's expressions compiled for this CPU's widest vectors (the reference is
+ * built for the baseline ISA): bitwise the same results. */
+MULTIVERSION static void relu_fwd_slice(float *out, const float *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = in[i] < 0.0f ? 0.0f : in[i];
+}
+MULTIVERSION static void affine_fwd_slice(float *out, const float *in, float a, float b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = in[i] * a + b;
+}
+MULTIVERSION static void affine_bwd_slice(float *din, const float *dout, float a, int64_t n) {
+    for (int64_t i = 0; i < n; i++) din[i] += dout[i] * a;
+}
+UNARY(relu_fwd, relu_fwd_slice,
+      (const ams_backend *be, float *out, const float *in, int64_t n), (out + lo, in + lo, hi - lo))
+/* The reference's rule without its branch (a mispredicted branch per element made relu's
+ * backward ten times slower than its forward). */
+MULTIVERSION static void relu_bwd_slice(float *din, const float *dout, const float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+}
+MULTIVERSION static void relu_bwd_set_slice(float *din, const float *dout, const float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+UNARY(relu_bwd_set, relu_bwd_set_slice,
       (const ams_backend *be, float *din, const float *dout, const float *out, int64_t n),
-      (be, din + lo, dout + lo, out + lo, hi - lo))
+      (din + lo, dout + lo, out + lo, hi - lo))
+UNARY(relu_bwd, relu_bwd_slice,
+      (const ams_backend *be, float *din, const float *dout, const float *out, int64_t n),
+      (din + lo, dout + lo, out + lo, hi - lo))
 /* The reference's expressions (NaN passes through), vectorised. */
 MULTIVERSION static void relu6_fwd_slice(float *out, const float *in, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
@@ -73,11 +92,26 @@ MULTIVERSION static void relu6_bwd_slice(float *din, const float *dout, const fl
 }
 UNARY(relu6_fwd, relu6_fwd_slice,
       (const ams_backend *be, float *out, const float *in, int64_t n), (out + lo, in + lo, hi - lo))
+MULTIVERSION static void relu6_bwd_set_slice(float *din, const float *dout, const float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) din[i] = out[i] > 0.0f && out[i] < 6.0f ? dout[i] : 0.0f;
+}
+UNARY(relu6_bwd_set, relu6_bwd_set_slice,
+      (const ams_backend *be, float *din, const float *dout, const float *out, int64_t n),
+      (din + lo, dout + lo, out + lo, hi - lo))
 UNARY(relu6_bwd, relu6_bwd_slice,
       (const ams_backend *be, float *din, const float *dout, const float *out, int64_t n),
       (din + lo, dout + lo, out + lo, hi - lo))
-UNARY(sigmoid_fwd, ams_ref_sigmoid_forward,
-      (const ams_backend *be, float *out, const float *in, int64_t n), (be, out + lo, in + lo, hi - lo))
+/* The reference's formula (exp of a non-positive number only) with the vectorisable exp:
+ * within 2 ulp of it (libm's expf was 0.5 ms of a 3.8 ms selfie inference). */
+MULTIVERSION static void sigmoid_fwd_slice(float *out, const float *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float x = in[i], ax = x < 0.0f ? -x : x;
+        float e = exp_nonpos(-ax), r = 1.0f / (1.0f + e);
+        out[i] = (x >= 0.0f ? 1.0f : e) * r;
+    }
+}
+UNARY(sigmoid_fwd, sigmoid_fwd_slice,
+      (const ams_backend *be, float *out, const float *in, int64_t n), (out + lo, in + lo, hi - lo))
 UNARY(sigmoid_bwd, ams_ref_sigmoid_backward,
       (const ams_backend *be, float *din, const float *dout, const float *out, int64_t n),
       (be, din + lo, dout + lo, out + lo, hi - lo))
@@ -86,12 +120,80 @@ UNARY(tanh_fwd, ams_ref_tanh_forward,
 UNARY(tanh_bwd, ams_ref_tanh_backward,
       (const ams_backend *be, float *din, const float *dout, const float *out, int64_t n),
       (be, din + lo, dout + lo, out + lo, hi - lo))
-UNARY(affine_fwd, ams_ref_affine_forward,
+UNARY(affine_fwd, affine_fwd_slice,
       (const ams_backend *be, float *out, const float *in, float a, float b, int64_t n),
-      (be, out + lo, in + lo, a, b, hi - lo))
-UNARY(affine_bwd, ams_ref_affine_backward,
+      (out + lo, in + lo, a, b, hi - lo))
+MULTIVERSION static void affine_bwd_set_slice(float *din, const float *dout, float a, int64_t n) {
+    for (int64_t i = 0; i < n; i++) din[i] = dout[i] * a;
+}
+UNARY(affine_bwd_set, affine_bwd_set_slice,
       (const ams_backend *be, float *din, const float *dout, float a, int64_t n),
-      (be, din + lo, dout + lo, a, hi - lo))
+      (din + lo, dout + lo, a, hi - lo))
+UNARY(affine_bwd, affine_bwd_slice,
+      (const ams_backend *be, float *din, const float *dout, float a, int64_t n),
+      (din + lo, dout + lo, a, hi - lo))
+
+/* Rows [lo, hi) of a (rows, c) tensor for thread t. */
+static void row_slice(int64_t rows, int t, int nt, int64_t *lo, int64_t *hi) {
+    int64_t per = (rows + nt - 1) / nt;
+    *lo = per * t < rows ? per * t : rows;
+    *hi = per * (t + 1) < rows ? per * (t + 1) : rows;
+}
+
+/* Global average pooling, vectorised over channels: each channel sums its pixels in the
+ * reference's order, so the results are bitwise the reference's. Images split over threads
+ * when there are enough, else channel ranges. */
+MULTIVERSION static void gap_fwd_part(float *out, const float *in, int64_t b0, int64_t b1, size_t hw,
+                                      int c, int64_t k0, int64_t k1) {
+    for (int64_t b = b0; b < b1; b++) {
+        float *o = out + (size_t)b * (size_t)c;
+        for (int64_t k = k0; k < k1; k++) o[k] = 0.0f;
+        for (size_t p = 0; p < hw; p++) {
+            const float *x = in + ((size_t)b * hw + p) * (size_t)c;
+            for (int64_t k = k0; k < k1; k++) o[k] += x[k];
+        }
+        if (hw == 0) continue;
+        for (int64_t k = k0; k < k1; k++) o[k] /= (float)hw;
+    }
+}
+MULTIVERSION static void gap_bwd_part(float *din, const float *dout, int64_t b0, int64_t b1, size_t hw,
+                                      int c, int64_t k0, int64_t k1) {
+    for (int64_t b = b0; b < b1; b++) {
+        const float *g = dout + (size_t)b * (size_t)c;
+        for (size_t p = 0; p < hw; p++) {
+            float *dx = din + ((size_t)b * hw + p) * (size_t)c;
+            for (int64_t k = k0; k < k1; k++) dx[k] += g[k] / (float)hw;
+        }
+    }
+}
+static void gap_split(int n, int c, int t, int nt, int64_t *b0, int64_t *b1, int64_t *k0, int64_t *k1) {
+    *b0 = 0, *b1 = n, *k0 = 0, *k1 = c;
+    if (n >= nt) row_slice(n, t, nt, b0, b1);
+    else row_slice(c, t, nt, k0, k1);
+}
+static void gap_fwd(const ams_backend *be, float *out, const float *in, int n, int h, int w, int c) {
+    size_t hw = (size_t)h * (size_t)w;
+    int nt = nthreads(be, (int64_t)n * (int64_t)hw * c);
+    if (n < nt && c < nt) nt = 1;
+    PARALLEL_THREADS
+    for (int t = 0; t < nt; t++) {
+        int64_t b0, b1, k0, k1;
+        gap_split(n, c, t, nt, &b0, &b1, &k0, &k1);
+        gap_fwd_part(out, in, b0, b1, hw, c, k0, k1);
+    }
+}
+static void gap_bwd(const ams_backend *be, float *din, const float *dout, int n, int h, int w, int c) {
+    size_t hw = (size_t)h * (size_t)w;
+    if (hw == 0) return;
+    int nt = nthreads(be, (int64_t)n * (int64_t)hw * c);
+    if (n < nt && c < nt) nt = 1;
+    PARALLEL_THREADS
+    for (int t = 0; t < nt; t++) {
+        int64_t b0, b1, k0, k1;
+        gap_split(n, c, t, nt, &b0, &b1, &k0, &k1);
+        gap_bwd_part(din, dout, b0, b1, hw, c, k0, k1);
+    }
+}
 UNARY(dropout_fwd, ams_ref_dropout_forward,
       (const ams_backend *be, float *out, const float *in, const float *mask, int64_t n),
       (be, out + lo, in + lo, mask + lo, hi - lo))
@@ -101,9 +203,6 @@ UNARY(dropout_bwd, ams_ref_dropout_backward,
 
 MULTIVERSION static void add_into_slice(float *dst, const float *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
-}
-MULTIVERSION static void add_slice(float *out, const float *a, const float *b, int64_t n) {
-    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void ams_cpu_add_into(const ams_backend *be, float *dst, const float *src, int64_t n) {
@@ -116,12 +215,6 @@ void ams_cpu_add_into(const ams_backend *be, float *dst, const float *src, int64
     }
 }
 
-/* Rows [lo, hi) of a (rows, c) tensor for thread t. */
-static void row_slice(int64_t rows, int t, int nt, int64_t *lo, int64_t *hi) {
-    int64_t per = (rows + nt - 1) / nt;
-    *lo = per * t < rows ? per * t : rows;
-    *hi = per * (t + 1) < rows ? per * (t + 1) : rows;
-}
 
 /* Column sums of (rows, c) into acc (c), added: per-thread partials, then summed. */
 static void column_sums_acc(const ams_backend *be, float *acc, const float *x, int64_t rows, int c) {
@@ -253,147 +346,6 @@ static void bn_bwd(const ams_backend *be, float *din, float *dgamma, float *dbet
     }
 }
 
-/* Element-wise when a, b and out all have out's shape; else the reference. */
-static int same_shapes(const ams_bcast_desc *d, int64_t *n) {
-    int64_t total = 1;
-    for (int i = 0; i < d->ndim; i++) {
-        if (d->a[i] != d->out[i] || d->b[i] != d->out[i]) return 0;
-        total *= d->out[i];
-    }
-    *n = total;
-    return 1;
-}
-
-static void add_fwd(const ams_backend *be, float *out, const float *a, const float *b,
-                    const ams_bcast_desc *d) {
-    int64_t n;
-    int nt;
-    if (!same_shapes(d, &n) || (nt = nthreads(be, n)) == 1) {
-        ams_ref_add_forward(be, out, a, b, d);
-        return;
-    }
-    PARALLEL_THREADS
-    for (int t = 0; t < nt; t++) {
-        int64_t lo, hi;
-        slice(n, t, nt, &lo, &hi);
-        add_slice(out + lo, a + lo, b + lo, hi - lo);
-    }
-}
-
-static void add_bwd(const ams_backend *be, float *da, float *db, const float *dout,
-                    const ams_bcast_desc *d) {
-    int64_t n;
-    int nt;
-    if (!same_shapes(d, &n) || (nt = nthreads(be, n)) == 1) {
-        ams_ref_add_backward(be, da, db, dout, d);
-        return;
-    }
-    if (da) ams_cpu_add_into(be, da, dout, n);
-    if (db) ams_cpu_add_into(be, db, dout, n);
-}
-
-/* Bilinear taps, as the reference computes them (TF's rules). */
-typedef struct tap {
-    int lo, hi;
-    float frac;
-} tap;
-
-static float axis_scale(int in, int out, ams_resize_mode mode) {
-    if (mode == AMS_RESIZE_ALIGN_CORNERS) return out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f;
-    return (float)in / (float)out;
-}
-
-static tap axis_tap(int i, int in, float scale, ams_resize_mode mode) {
-    float src = mode == AMS_RESIZE_HALF_PIXEL ? ((float)i + 0.5f) * scale - 0.5f : (float)i * scale;
-    if (src < 0.0f) src = 0.0f;
-    float fl = floorf(src);
-    tap t;
-    t.lo = (int)fl;
-    if (t.lo > in - 1) t.lo = in - 1;
-    t.hi = t.lo + 1 < in - 1 ? t.lo + 1 : in - 1;
-    t.frac = src - fl;
-    return t;
-}
-
-/* Forward by output rows (b, y): every output row is written by one thread. */
-static void resize_fwd(const ams_backend *be, float *out, const float *in, int n, int h, int w,
-                       int c, int oh, int ow, ams_resize_mode mode) {
-    int nt = nthreads(be, (int64_t)n * oh * ow * c);
-    if (nt == 1 || h < 1 || w < 1) {
-        ams_ref_resize_bilinear_forward(be, out, in, n, h, w, c, oh, ow, mode);
-        return;
-    }
-    float sy = axis_scale(h, oh, mode), sx = axis_scale(w, ow, mode);
-    size_t cs = (size_t)c;
-    int64_t rows = (int64_t)n * oh;
-    PARALLEL_THREADS
-    for (int t = 0; t < nt; t++) {
-        int64_t lo, hi;
-        row_slice(rows, t, nt, &lo, &hi);
-        for (int64_t r = lo; r < hi; r++) {
-            int b = (int)(r / oh), y = (int)(r % oh);
-            const float *img = in + (size_t)b * (size_t)h * (size_t)w * cs;
-            tap ty = axis_tap(y, h, sy, mode);
-            const float *top = img + (size_t)ty.lo * (size_t)w * cs;
-            const float *bot = img + (size_t)ty.hi * (size_t)w * cs;
-            float *orow = out + (size_t)r * (size_t)ow * cs;
-            for (int x = 0; x < ow; x++, orow += cs) {
-                tap tx = axis_tap(x, w, sx, mode);
-                const float *tl = top + (size_t)tx.lo * cs, *tr = top + (size_t)tx.hi * cs;
-                const float *bl = bot + (size_t)tx.lo * cs, *br = bot + (size_t)tx.hi * cs;
-                for (size_t k = 0; k < cs; k++) {
-                    float tt = tl[k] + (tr[k] - tl[k]) * tx.frac;
-                    float u = bl[k] + (br[k] - bl[k]) * tx.frac;
-                    orow[k] = tt + (u - tt) * ty.frac;
-                }
-            }
-        }
-    }
-}
-
-/* Backward scatters into din: each thread owns a range of images when there are enough,
- * else a range of channels (no two threads ever write the same float). */
-static void resize_bwd(const ams_backend *be, float *din, const float *dout, int n, int h, int w,
-                       int c, int oh, int ow, ams_resize_mode mode) {
-    int nt = nthreads(be, (int64_t)n * oh * ow * c);
-    int by_image = n >= nt;
-    if (nt == 1 || h < 1 || w < 1 || (!by_image && c < 2 * nt)) {
-        ams_ref_resize_bilinear_backward(be, din, dout, n, h, w, c, oh, ow, mode);
-        return;
-    }
-    float sy = axis_scale(h, oh, mode), sx = axis_scale(w, ow, mode);
-    size_t cs = (size_t)c;
-    PARALLEL_THREADS
-    for (int t = 0; t < nt; t++) {
-        int64_t b0 = 0, b1 = n, k0 = 0, k1 = c;
-        if (by_image) row_slice(n, t, nt, &b0, &b1);
-        else row_slice(c, t, nt, &k0, &k1);
-        for (int64_t b = b0; b < b1; b++) {
-            float *img = din + (size_t)b * (size_t)h * (size_t)w * cs;
-            for (int y = 0; y < oh; y++) {
-                tap ty = axis_tap(y, h, sy, mode);
-                float *top = img + (size_t)ty.lo * (size_t)w * cs;
-                float *bot = img + (size_t)ty.hi * (size_t)w * cs;
-                const float *drow = dout + ((size_t)b * (size_t)oh + (size_t)y) * (size_t)ow * cs;
-                for (int x = 0; x < ow; x++, drow += cs) {
-                    tap tx = axis_tap(x, w, sx, mode);
-                    float *tl = top + (size_t)tx.lo * cs, *tr = top + (size_t)tx.hi * cs;
-                    float *bl = bot + (size_t)tx.lo * cs, *br = bot + (size_t)tx.hi * cs;
-                    float wy0 = 1.0f - ty.frac, wy1 = ty.frac;
-                    float wx0 = 1.0f - tx.frac, wx1 = tx.frac;
-                    for (int64_t k = k0; k < k1; k++) {
-                        float g = drow[k];
-                        tl[k] += g * wy0 * wx0;
-                        tr[k] += g * wy0 * wx1;
-                        bl[k] += g * wy1 * wx0;
-                        br[k] += g * wy1 * wx1;
-                    }
-                }
-            }
-        }
-    }
-}
-
 /* Softmax cross-entropy by pixel slices (at most LOSS_MAX_SLICES, one per thread), over at
  * most CE_MAX_COLS columns (more: the reference). */
 #define CE_MAX_COLS 256
@@ -406,25 +358,6 @@ static int ce_column(uint8_t label, int c, const int *classes, int nsub) {
     for (int k = 0; k < nsub; k++)
         if (classes[k] == (int)label) return k;
     return -1;
-}
-
-/* e^x for x <= 0 (Cephes' expf: range reduction by ln 2, degree-6 polynomial, ~1 ulp),
- * written so that loops over classes vectorise (libm's expf is a call per element). */
-static inline float exp_nonpos(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    float fx = x * 1.44269504088896341f + 0.5f;
-    float n = (float)(int)fx;
-    n = n > fx ? n - 1.0f : n; /* floor */
-    x = x - n * 0.693359375f - n * -2.12194440e-4f;
-    float y = 1.9875691500e-4f;
-    y = y * x + 1.3981999507e-3f;
-    y = y * x + 8.3334519073e-3f;
-    y = y * x + 4.1665795894e-2f;
-    y = y * x + 1.6666665459e-1f;
-    y = y * x + 5.0000001201e-1f;
-    y = y * x * x + x + 1.0f;
-    union { uint32_t u; float f; } p = {.u = (uint32_t)((int32_t)n + 127) << 23};
-    return y * p.f;
 }
 
 /* Softmax of one pixel's columns into e (ncol floats); returns the log-sum-exp. Column k
@@ -547,12 +480,16 @@ void ams_cpu_fill_table(ams_backend *be) {
     be->softmax_ce_backward = softmax_ce_bwd;
     be->conv2d_forward = ams_cpu_conv2d_forward;
     be->conv2d_backward = ams_cpu_conv2d_backward;
+    be->conv2d_backward_din_set = ams_cpu_conv2d_backward_din_set;
     be->conv2d_transpose_forward = ams_cpu_conv2d_transpose_forward;
     be->conv2d_transpose_backward = ams_cpu_conv2d_transpose_backward;
     be->batchnorm_forward = bn_fwd;
     be->batchnorm_backward = bn_bwd;
     be->relu_forward = relu_fwd;
     be->relu_backward = relu_bwd;
+    be->relu_backward_set = relu_bwd_set;
+    be->relu6_backward_set = relu6_bwd_set;
+    be->affine_backward_set = affine_bwd_set;
     be->relu6_forward = relu6_fwd;
     be->relu6_backward = relu6_bwd;
     be->sigmoid_forward = sigmoid_fwd;
@@ -561,10 +498,8 @@ void ams_cpu_fill_table(ams_backend *be) {
     be->tanh_backward = tanh_bwd;
     be->affine_forward = affine_fwd;
     be->affine_backward = affine_bwd;
-    be->add_forward = add_fwd;
-    be->add_backward = add_bwd;
+    be->global_avgpool_forward = gap_fwd;
+    be->global_avgpool_backward = gap_bwd;
     be->dropout_forward = dropout_fwd;
     be->dropout_backward = dropout_bwd;
-    be->resize_bilinear_forward = resize_fwd;
-    be->resize_bilinear_backward = resize_bwd;
 }

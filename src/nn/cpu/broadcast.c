@@ -1,0 +1,421 @@
+/* broadcast.c - the CPU backend's add, mul and div with numpy broadcasting, forward and
+ * backward. The shapes are first collapsed: dimensions of extent 1 dropped, neighbours where
+ * each operand is either full or broadcast in both merged, so a squeeze-excite product
+ * (n,h,w,c) * (n,1,1,c) becomes [n][h*w][c] with b's middle stride 0, a bias (n,h,w,c) +
+ * (c) becomes [n*h*w][c]. Rows (all but the last collapsed dimension) are split over
+ * threads; the last dimension is a vectorised loop with each operand's stride 1 or 0.
+ * A gradient of a broadcast operand is a reduction: each thread sums into its own double
+ * partial (like the reference, which sums in double), the partials are added at the end.
+ * More than CPU_BC_DIMS collapsed dimensions, or a reduced operand too big for partials,
+ * runs the reference kernel.
+ */
+#include <string.h>
+
+#include "nn/cpu/cpu_loops.h"
+#include "nn/ref/ref_kernels.h"
+
+#define CPU_BC_DIMS 4
+/* Largest reduced operand (elements) summed through per-thread double partials. */
+#define MAX_PARTIAL ((int64_t)1 << 20)
+
+/* Collapsed shape: extents and each operand's element strides (0 = broadcast). */
+typedef struct bshape {
+    int nd;
+    int64_t e[CPU_BC_DIMS];
+    int64_t sa[CPU_BC_DIMS], sb[CPU_BC_DIMS];
+    int64_t rows, inner;
+    int64_t na, nb; /* elements of a and b */
+} bshape;
+
+static int collapse(const ams_bcast_desc *d, bshape *s) {
+    int fa[8], fb[8], nd = 0;
+    int64_t e[8];
+    for (int k = 0; k < d->ndim; k++) {
+        if (d->out[k] == 1) continue;
+        int a = d->a[k] == d->out[k], b = d->b[k] == d->out[k];
+        if (nd > 0 && fa[nd - 1] == a && fb[nd - 1] == b) {
+            e[nd - 1] *= d->out[k];
+        } else {
+            fa[nd] = a, fb[nd] = b, e[nd] = d->out[k];
+            nd++;
+        }
+    }
+    if (nd == 0) fa[0] = fb[0] = 1, e[0] = 1, nd = 1;
+    if (nd > CPU_BC_DIMS) return 0;
+    s->nd = nd;
+    int64_t acc_a = 1, acc_b = 1;
+    for (int k = nd - 1; k >= 0; k--) {
+        s->e[k] = e[k];
+        s->sa[k] = fa[k] ? acc_a : 0;
+        s->sb[k] = fb[k] ? acc_b : 0;
+        if (fa[k]) acc_a *= e[k];
+        if (fb[k]) acc_b *= e[k];
+    }
+    s->na = acc_a, s->nb = acc_b;
+    s->inner = e[nd - 1];
+    s->rows = 1;
+    for (int k = 0; k < nd - 1; k++) s->rows *= e[k];
+    return 1;
+}
+
+/* Offsets of a and b at the start of row r, and the row odometer. */
+typedef struct rowpos {
+    int64_t idx[CPU_BC_DIMS];
+    int64_t oa, ob;
+} rowpos;
+
+static void row_start(const bshape *s, int64_t r, rowpos *p) {
+    p->oa = p->ob = 0;
+    for (int k = s->nd - 2; k >= 0; k--) {
+        p->idx[k] = r % s->e[k];
+        r /= s->e[k];
+        p->oa += p->idx[k] * s->sa[k];
+        p->ob += p->idx[k] * s->sb[k];
+    }
+}
+
+static void row_next(const bshape *s, rowpos *p) {
+    for (int k = s->nd - 2; k >= 0; k--) {
+        p->idx[k]++;
+        p->oa += s->sa[k], p->ob += s->sb[k];
+        if (p->idx[k] < s->e[k]) return;
+        p->oa -= s->sa[k] * s->e[k], p->ob -= s->sb[k] * s->e[k];
+        p->idx[k] = 0;
+    }
+}
+
+enum { OP_ADD, OP_MUL, OP_DIV };
+/* gradient terms: d(a op b)/d(a or b) times g */
+enum { T_ONE, T_TIMES_B, T_TIMES_A, T_OVER_B, T_DIV_B };
+
+static inline __attribute__((always_inline)) float fwd_op(int op, float a, float b) {
+    return op == OP_ADD ? a + b : op == OP_MUL ? a * b : a / b;
+}
+
+static inline __attribute__((always_inline)) float term(int t, float g, float a, float b) {
+    switch (t) {
+    case T_ONE: return g;
+    case T_TIMES_B: return g * b;
+    case T_TIMES_A: return g * a;
+    case T_OVER_B: return (float)((double)g / (double)b);
+    default: return (float)(-(double)g * (double)a / ((double)b * (double)b));
+    }
+}
+
+/* term in double, for the reduced gradients (the reference's products are double too) */
+static inline __attribute__((always_inline)) double term_d(int t, float g, float a, float b) {
+    switch (t) {
+    case T_ONE: return (double)g;
+    case T_TIMES_B: return (double)g * (double)b;
+    case T_TIMES_A: return (double)g * (double)a;
+    case T_OVER_B: return (double)g / (double)b;
+    default: return -(double)g * (double)a / ((double)b * (double)b);
+    }
+}
+
+/* One row: out[j] = a[j*sa] op b[j*sb], sa, sb in {0, 1}; the four stride cases apart so
+ * that each vectorises. */
+static inline __attribute__((always_inline)) void fwd_row(int op, float *out, const float *a,
+                                                          const float *b, int64_t n, int sa, int sb) {
+    if (sa && sb) {
+        for (int64_t j = 0; j < n; j++) out[j] = fwd_op(op, a[j], b[j]);
+    } else if (sa) {
+        const float bv = b[0];
+        for (int64_t j = 0; j < n; j++) out[j] = fwd_op(op, a[j], bv);
+    } else if (sb) {
+        const float av = a[0];
+        for (int64_t j = 0; j < n; j++) out[j] = fwd_op(op, av, b[j]);
+    } else {
+        const float v = fwd_op(op, a[0], b[0]);
+        for (int64_t j = 0; j < n; j++) out[j] = v;
+    }
+}
+
+/* dx[j] += term(g[j], a[j*sa], b[j*sb]) (x full along the row); with SET, dx[j] = term. */
+#define ACC(SET, d, v) ((SET) ? ((d) = (v)) : ((d) += (v)))
+static inline __attribute__((always_inline)) void acc_row(int t, int set, float *dx, const float *g,
+                                                          const float *a, const float *b,
+                                                          int64_t n, int sa, int sb) {
+    if (sa && sb) {
+        for (int64_t j = 0; j < n; j++) ACC(set, dx[j], term(t, g[j], a[j], b[j]));
+    } else if (sa) {
+        const float bv = b[0];
+        for (int64_t j = 0; j < n; j++) ACC(set, dx[j], term(t, g[j], a[j], bv));
+    } else if (sb) {
+        const float av = a[0];
+        for (int64_t j = 0; j < n; j++) ACC(set, dx[j], term(t, g[j], av, b[j]));
+    } else {
+        for (int64_t j = 0; j < n; j++) ACC(set, dx[j], term(t, g[j], a[0], b[0]));
+    }
+}
+
+/* acc_row with t and set as constants in each instance (so that each loop vectorises). */
+static inline __attribute__((always_inline)) void acc_row_any(int t, int set, float *dx,
+                                                              const float *g, const float *a,
+                                                              const float *b, int64_t n, int sa,
+                                                              int sb) {
+#define ACC_T(T)                                                 \
+    case T:                                                      \
+        if (set) acc_row(T, 1, dx, g, a, b, n, sa, sb);          \
+        else acc_row(T, 0, dx, g, a, b, n, sa, sb);              \
+        break;
+    switch (t) {
+        ACC_T(T_ONE)
+        ACC_T(T_TIMES_B)
+        ACC_T(T_TIMES_A)
+        ACC_T(T_OVER_B)
+        ACC_T(T_DIV_B)
+    }
+#undef ACC_T
+}
+
+/* p[j] += term(...) in double (x full along the row, broadcast elsewhere). */
+static inline __attribute__((always_inline)) void part_row(int t, double *p, const float *g,
+                                                           const float *a, const float *b,
+                                                           int64_t n, int sa, int sb) {
+    if (sa && sb) {
+        for (int64_t j = 0; j < n; j++) p[j] += term_d(t, g[j], a[j], b[j]);
+    } else if (sa) {
+        const float bv = b[0];
+        for (int64_t j = 0; j < n; j++) p[j] += term_d(t, g[j], a[j], bv);
+    } else if (sb) {
+        const float av = a[0];
+        for (int64_t j = 0; j < n; j++) p[j] += term_d(t, g[j], av, b[j]);
+    } else {
+        for (int64_t j = 0; j < n; j++) p[j] += term_d(t, g[j], a[0], b[0]);
+    }
+}
+
+/* The sum of term(...) over a row (x broadcast along it), 8 double accumulators. */
+static inline __attribute__((always_inline)) double sum_row(int t, const float *g, const float *a,
+                                                            const float *b, int64_t n, int sa,
+                                                            int sb) {
+    double s8[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++)
+            s8[k] += term_d(t, g[j + k], a[(j + k) * sa], b[(j + k) * sb]);
+    double s = 0;
+    for (; j < n; j++) s += term_d(t, g[j], a[j * sa], b[j * sb]);
+    for (int k = 0; k < 8; k++) s += s8[k];
+    return s;
+}
+
+/* Forward rows [r0, r1) (or, with one dimension, elements [r0, r1)). */
+CPU_MULTIVERSION static void fwd_rows(int op, const bshape *s, float *out, const float *a,
+                                      const float *b, int64_t r0, int64_t r1) {
+    int sa = s->sa[s->nd - 1] != 0, sb = s->sb[s->nd - 1] != 0;
+    if (s->nd == 1) {
+        fwd_row(op, out + r0, a + r0 * sa, b + r0 * sb, r1 - r0, sa, sb);
+        return;
+    }
+    rowpos p;
+    row_start(s, r0, &p);
+    for (int64_t r = r0; r < r1; r++, row_next(s, &p)) {
+        float *o = out + r * s->inner;
+        const float *pa = a + p.oa, *pb = b + p.ob;
+        if (op == OP_ADD) fwd_row(OP_ADD, o, pa, pb, s->inner, sa, sb);
+        else if (op == OP_MUL) fwd_row(OP_MUL, o, pa, pb, s->inner, sa, sb);
+        else fwd_row(OP_DIV, o, pa, pb, s->inner, sa, sb);
+    }
+}
+
+/* The gradient of operand x (xb: 0 = a, 1 = b) over rows [r0, r1): into dx when x is full
+ * (part NULL), else into the double partial part (x's elements). */
+CPU_MULTIVERSION static void bwd_rows(int t, int set, int xb, const bshape *s, float *dx,
+                                      double *part, const float *g, const float *a, const float *b,
+                                      int64_t r0, int64_t r1) {
+    int sa = s->sa[s->nd - 1] != 0, sb = s->sb[s->nd - 1] != 0;
+    const int64_t *sx = xb ? s->sb : s->sa;
+    int xin = sx[s->nd - 1] != 0; /* x full along the row */
+    if (s->nd == 1) { /* an element slice: x full, or a scalar summed into part[0] */
+        g += r0, a += r0 * sa, b += r0 * sb;
+        int64_t n = r1 - r0;
+        if (part) {
+            switch (t) {
+            case T_ONE: part[0] += sum_row(T_ONE, g, a, b, n, sa, sb); break;
+            case T_TIMES_B: part[0] += sum_row(T_TIMES_B, g, a, b, n, sa, sb); break;
+            case T_TIMES_A: part[0] += sum_row(T_TIMES_A, g, a, b, n, sa, sb); break;
+            case T_OVER_B: part[0] += sum_row(T_OVER_B, g, a, b, n, sa, sb); break;
+            default: part[0] += sum_row(T_DIV_B, g, a, b, n, sa, sb); break;
+            }
+            return;
+        }
+        acc_row_any(t, set, dx + r0, g, a, b, n, sa, sb);
+        return;
+    }
+    rowpos p;
+    row_start(s, r0, &p);
+    for (int64_t r = r0; r < r1; r++, row_next(s, &p)) {
+        const float *gr = g + r * s->inner, *pa = a + p.oa, *pb = b + p.ob;
+        int64_t ox = xb ? p.ob : p.oa, n = s->inner;
+        if (!part) {
+            acc_row_any(t, set, dx + ox, gr, pa, pb, n, sa, sb);
+        } else if (xin) {
+            double *q = part + ox;
+            switch (t) {
+            case T_ONE: part_row(T_ONE, q, gr, pa, pb, n, sa, sb); break;
+            case T_TIMES_B: part_row(T_TIMES_B, q, gr, pa, pb, n, sa, sb); break;
+            case T_TIMES_A: part_row(T_TIMES_A, q, gr, pa, pb, n, sa, sb); break;
+            case T_OVER_B: part_row(T_OVER_B, q, gr, pa, pb, n, sa, sb); break;
+            default: part_row(T_DIV_B, q, gr, pa, pb, n, sa, sb); break;
+            }
+        } else {
+            double v;
+            switch (t) {
+            case T_ONE: v = sum_row(T_ONE, gr, pa, pb, n, sa, sb); break;
+            case T_TIMES_B: v = sum_row(T_TIMES_B, gr, pa, pb, n, sa, sb); break;
+            case T_TIMES_A: v = sum_row(T_TIMES_A, gr, pa, pb, n, sa, sb); break;
+            case T_OVER_B: v = sum_row(T_OVER_B, gr, pa, pb, n, sa, sb); break;
+            default: v = sum_row(T_DIV_B, gr, pa, pb, n, sa, sb); break;
+            }
+            part[ox] += v;
+        }
+    }
+}
+
+/* Units the work is split into: rows, or elements when there is one dimension. */
+static int64_t units(const bshape *s) { return s->nd == 1 ? s->inner : s->rows; }
+
+static void split(const bshape *s, int t, int nt, int64_t *lo, int64_t *hi) {
+    if (s->nd == 1) cpu_split16(s->inner, t, nt, lo, hi);
+    else cpu_split(s->rows, t, nt, lo, hi);
+}
+
+static void bc_forward(int op, const ams_backend *be, float *out, const float *a, const float *b,
+                       const bshape *s) {
+    int64_t n = s->rows * s->inner;
+    int nt = cpu_threads_for(be, n);
+    if (nt > units(s)) nt = (int)units(s);
+    CPU_PARALLEL_FOR
+    for (int t = 0; t < nt; t++) {
+        int64_t lo, hi;
+        split(s, t, nt, &lo, &hi);
+        if (hi > lo) fwd_rows(op, s, out, a, b, lo, hi);
+    }
+}
+
+/* dx += the gradient of operand xb with term t; 0 when the partials do not fit. */
+static int bc_grad(const ams_backend *be, int t, int set, int xb, const bshape *s, float *dx,
+                   const float *g, const float *a, const float *b) {
+    ams_cpu_state *st = (ams_cpu_state *)be->state;
+    int64_t n = s->rows * s->inner, nx = xb ? s->nb : s->na;
+    int nt = cpu_threads_for(be, n);
+    if (nt > units(s)) nt = (int)units(s);
+    if (nx == n) { /* x full: every dx element is one output element's */
+        CPU_PARALLEL_FOR
+        for (int k = 0; k < nt; k++) {
+            int64_t lo, hi;
+            split(s, k, nt, &lo, &hi);
+            if (hi > lo) bwd_rows(t, set, xb, s, dx, NULL, g, a, b, lo, hi);
+        }
+        return 1;
+    }
+    if (nx > MAX_PARTIAL || !ams_cpu_part_reserve(st, (size_t)nt * (size_t)nx * 2)) return 0;
+    double *part = (double *)(void *)st->part;
+    CPU_PARALLEL_FOR
+    for (int k = 0; k < nt; k++) {
+        int64_t lo, hi;
+        split(s, k, nt, &lo, &hi);
+        double *p = part + (size_t)k * (size_t)nx;
+        memset(p, 0, (size_t)nx * sizeof *p);
+        if (hi > lo) bwd_rows(t, 0, xb, s, NULL, p, g, a, b, lo, hi);
+    }
+    for (int64_t j = 0; j < nx; j++) {
+        double v = 0;
+        for (int k = 0; k < nt; k++) v += part[(size_t)k * (size_t)nx + (size_t)j];
+        dx[j] = set ? (float)v : dx[j] + (float)v;
+    }
+    return 1;
+}
+
+static void add_fwd(const ams_backend *be, float *out, const float *a, const float *b,
+                    const ams_bcast_desc *d) {
+    bshape s;
+    if (!collapse(d, &s)) ams_ref_add_forward(be, out, a, b, d);
+    else bc_forward(OP_ADD, be, out, a, b, &s);
+}
+
+static void mul_fwd(const ams_backend *be, float *out, const float *a, const float *b,
+                    const ams_bcast_desc *d) {
+    bshape s;
+    if (!collapse(d, &s)) ams_ref_mul_forward(be, out, a, b, d);
+    else bc_forward(OP_MUL, be, out, a, b, &s);
+}
+
+static void div_fwd(const ams_backend *be, float *out, const float *a, const float *b,
+                    const ams_bcast_desc *d) {
+    bshape s;
+    if (!collapse(d, &s)) ams_ref_div_forward(be, out, a, b, d);
+    else bc_forward(OP_DIV, be, out, a, b, &s);
+}
+
+/* A reference gradient of one operand, overwriting it when set (zeroed first). */
+static void zero_if(int set, float *dx, const ams_bcast_desc *d, int xb) {
+    if (!set) return;
+    int64_t n = 1;
+    for (int k = 0; k < d->ndim; k++) n *= xb ? d->b[k] : d->a[k];
+    memset(dx, 0, (size_t)n * sizeof *dx);
+}
+
+/* An add's gradient reads neither operand: dout stands in for both (any offset of a or b
+ * is inside it). da is done before db (x + x: da and db are one buffer, set_a only). */
+static void add_bwd_set(const ams_backend *be, float *da, float *db, const float *dout,
+                        const ams_bcast_desc *d, int set_a, int set_b) {
+    bshape s;
+    int ok = collapse(d, &s);
+    if (da && !(ok && bc_grad(be, T_ONE, set_a, 0, &s, da, dout, dout, dout))) {
+        zero_if(set_a, da, d, 0);
+        ams_ref_add_backward(be, da, NULL, dout, d);
+    }
+    if (db && !(ok && bc_grad(be, T_ONE, set_b, 1, &s, db, dout, dout, dout))) {
+        zero_if(set_b, db, d, 1);
+        ams_ref_add_backward(be, NULL, db, dout, d);
+    }
+}
+
+static void add_bwd(const ams_backend *be, float *da, float *db, const float *dout,
+                    const ams_bcast_desc *d) {
+    add_bwd_set(be, da, db, dout, d, 0, 0);
+}
+
+static void mul_bwd_set(const ams_backend *be, float *da, float *db, const float *dout,
+                        const float *a, const float *b, const ams_bcast_desc *d, int set_a,
+                        int set_b) {
+    bshape s;
+    int ok = collapse(d, &s);
+    if (da && !(ok && bc_grad(be, T_TIMES_B, set_a, 0, &s, da, dout, a, b))) {
+        zero_if(set_a, da, d, 0);
+        ams_ref_mul_backward(be, da, NULL, dout, a, b, d);
+    }
+    if (db && !(ok && bc_grad(be, T_TIMES_A, set_b, 1, &s, db, dout, a, b))) {
+        zero_if(set_b, db, d, 1);
+        ams_ref_mul_backward(be, NULL, db, dout, a, b, d);
+    }
+}
+
+static void mul_bwd(const ams_backend *be, float *da, float *db, const float *dout,
+                    const float *a, const float *b, const ams_bcast_desc *d) {
+    mul_bwd_set(be, da, db, dout, a, b, d, 0, 0);
+}
+
+static void div_bwd(const ams_backend *be, float *da, float *db, const float *dout,
+                    const float *a, const float *b, const ams_bcast_desc *d) {
+    bshape s;
+    int ok = collapse(d, &s);
+    if (da && !(ok && bc_grad(be, T_OVER_B, 0, 0, &s, da, dout, a, b)))
+        ams_ref_div_backward(be, da, NULL, dout, a, b, d);
+    if (db && !(ok && bc_grad(be, T_DIV_B, 0, 1, &s, db, dout, a, b)))
+        ams_ref_div_backward(be, NULL, db, dout, a, b, d);
+}
+
+void ams_cpu_fill_broadcast(ams_backend *be) {
+    be->add_forward = add_fwd;
+    be->add_backward = add_bwd;
+    be->mul_forward = mul_fwd;
+    be->mul_backward = mul_bwd;
+    be->add_backward_set = add_bwd_set;
+    be->mul_backward_set = mul_bwd_set;
+    be->div_forward = div_fwd;
+    be->div_backward = div_bwd;
+}

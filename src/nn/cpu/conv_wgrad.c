@@ -1,0 +1,171 @@
+/* conv_wgrad.c - weight gradients of the two convolution kinds small mobile networks are
+ * made of, where oneDNN 2.6 is slow on NHWC data (measured on the selfie student, batch 8:
+ * its jit_1x1 backward-weights ran at 1.5-5 GFLOP/s, its 5x5 depthwise backward-weights is
+ * the generic jit kernel): pointwise (1x1, stride 1, no padding, one group) and depthwise
+ * (groups == channels, multiplier 1, any kernel, stride, dilation, padding; with oneDNN
+ * only kernels larger than 3x3, whose jit_dw kernel is as fast as ours).
+ * Both reduce over pixels: each thread sums its slice of pixels into its own partial
+ * gradient (float, in blocks), the partials are added into dweight at the end.
+ */
+#include <string.h>
+
+#include "nn/cpu/cpu_loops.h"
+
+/* Pointwise: pixels summed in float before they are added to the thread's partial. */
+#define PW_PIX 64
+
+/* 16 floats as one value (GCC vector extension: one zmm with AVX-512, split into smaller
+ * registers by the other clones); aligned(4) allows unaligned loads and stores. */
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+
+/* acc (8, 16) = sum over np pixels p of x[p*xs + 0..8) outer g[p*gs + 0..16): 8 accumulator
+ * vectors in registers, one FMA per broadcast x. */
+static inline __attribute__((always_inline)) void pw_tile(float acc[8][16], const float *x,
+                                                          int64_t xs, const float *g, int64_t gs,
+                                                          int np) {
+    v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+    for (int p = 0; p < np; p++, x += xs, g += gs) {
+        v16 gv = *(const v16 *)g;
+        a0 += x[0] * gv, a1 += x[1] * gv, a2 += x[2] * gv, a3 += x[3] * gv;
+        a4 += x[4] * gv, a5 += x[5] * gv, a6 += x[6] * gv, a7 += x[7] * gv;
+    }
+    *(v16 *)acc[0] = a0, *(v16 *)acc[1] = a1, *(v16 *)acc[2] = a2, *(v16 *)acc[3] = a3;
+    *(v16 *)acc[4] = a4, *(v16 *)acc[5] = a5, *(v16 *)acc[6] = a6, *(v16 *)acc[7] = a7;
+}
+
+/* part (c, oc) = sum over pixels [p0, p1) of x[p] (c) outer dy[p] (oc), in blocks of
+ * PW_PIX pixels summed in float, as 8 x 16 tiles read in place; only a tile's ragged
+ * edge (c % 8 rows, oc % 16 columns) is copied, zero-padded, into xb / gb. */
+CPU_MULTIVERSION static void pw_slice(float *part, float *bpart, const float *x, const float *dy,
+                                      int64_t p0, int64_t p1, int c, int oc) {
+    float xb[PW_PIX][8], gb[PW_PIX][16], acc[8][16];
+    memset(part, 0, (size_t)c * (size_t)oc * sizeof *part);
+    if (bpart) memset(bpart, 0, (size_t)oc * sizeof *bpart);
+    for (int64_t b0 = p0; b0 < p1; b0 += PW_PIX) {
+        int np = p1 - b0 < PW_PIX ? (int)(p1 - b0) : PW_PIX;
+        for (int i0 = 0; i0 < c; i0 += 8) {
+            int r = c - i0 < 8 ? c - i0 : 8;
+            const float *xt = x + b0 * c + i0;
+            int64_t xs = c;
+            if (r < 8) {
+                for (int p = 0; p < np; p++)
+                    for (int i = 0; i < 8; i++) xb[p][i] = i < r ? xt[(int64_t)p * c + i] : 0.0f;
+                xt = xb[0], xs = 8;
+            }
+            for (int k0 = 0; k0 < oc; k0 += 16) {
+                int w = oc - k0 < 16 ? oc - k0 : 16;
+                const float *gt = dy + b0 * oc + k0;
+                int64_t gs = oc;
+                if (w < 16) {
+                    for (int p = 0; p < np; p++)
+                        for (int j = 0; j < 16; j++) gb[p][j] = j < w ? gt[(int64_t)p * oc + j] : 0.0f;
+                    gt = gb[0], gs = 16;
+                }
+                if (bpart && i0 == 0) { /* the bias gradient from the same dy tiles */
+                    v16 bs = {0};
+                    for (int p = 0; p < np; p++) bs += *(const v16 *)(gt + (int64_t)p * gs);
+                    float *bt = acc[0];
+                    *(v16 *)bt = bs;
+                    for (int j = 0; j < w; j++) bpart[k0 + j] += bt[j];
+                }
+                pw_tile(acc, xt, xs, gt, gs, np);
+                for (int i = 0; i < r; i++) {
+                    float *row = part + (size_t)(i0 + i) * (size_t)oc + k0;
+                    for (int j = 0; j < w; j++) row[j] += acc[i][j];
+                }
+            }
+        }
+    }
+}
+
+CPU_MULTIVERSION static void add_to(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* Depthwise: acc (kh, kw, c) += the taps of output rows [r0, r1) (a row = (image, oy)). */
+CPU_MULTIVERSION static void dw_rows(float *acc, const float *x, const float *dy, int64_t r0,
+                                     int64_t r1, const ams_conv2d_desc *d) {
+    const int c = d->c;
+    const size_t cs = (size_t)c;
+    for (int64_t r = r0; r < r1; r++) {
+        int b = (int)(r / d->oh), oy = (int)(r % d->oh);
+        const float *dyrow = dy + (size_t)r * (size_t)d->ow * cs;
+        for (int ky = 0; ky < d->kh; ky++) {
+            int iy = oy * d->stride_h - d->pad_t + ky * d->dil_h;
+            if (iy < 0 || iy >= d->h) continue;
+            const float *xrow = x + ((size_t)b * (size_t)d->h + (size_t)iy) * (size_t)d->w * cs;
+            for (int kx = 0; kx < d->kw; kx++) {
+                /* output columns whose tap kx lands inside the row */
+                int off = kx * d->dil_w - d->pad_l;
+                int ox0 = off >= 0 ? 0 : (-off + d->stride_w - 1) / d->stride_w;
+                int ox1 = d->w - 1 - off < 0 ? 0 : (d->w - 1 - off) / d->stride_w + 1;
+                if (ox1 > d->ow) ox1 = d->ow;
+                if (ox0 >= ox1) continue;
+                float *a = acc + ((size_t)ky * (size_t)d->kw + (size_t)kx) * cs;
+                size_t xs = (size_t)d->stride_w * cs;
+                int k = 0;
+                for (; k + 16 <= c; k += 16) {
+                    float s[16] = {0};
+                    const float *xp = xrow + (size_t)(ox0 * d->stride_w + off) * cs + (size_t)k;
+                    const float *gp = dyrow + (size_t)ox0 * cs + (size_t)k;
+                    for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs)
+                        for (int j = 0; j < 16; j++) s[j] += xp[j] * gp[j];
+                    for (int j = 0; j < 16; j++) a[k + j] += s[j];
+                }
+                for (; k < c; k++) {
+                    float s = 0;
+                    const float *xp = xrow + (size_t)(ox0 * d->stride_w + off) * cs + (size_t)k;
+                    const float *gp = dyrow + (size_t)ox0 * cs + (size_t)k;
+                    for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs) s += *xp * *gp;
+                    a[k] += s;
+                }
+            }
+        }
+    }
+}
+
+int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, const float *x,
+                       const float *dy, const ams_conv2d_desc *d) {
+    ams_cpu_state *st = (ams_cpu_state *)be->state;
+    int pointwise = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
+                    d->pad_t == 0 && d->pad_b == 0 && d->pad_l == 0 && d->pad_r == 0 &&
+                    d->groups == 1 && d->oh == d->h && d->ow == d->w;
+    int depthwise = !pointwise && d->groups == d->c && d->oc == d->c;
+#ifdef AMS_HAVE_DNNL
+    /* oneDNN's jit_dw backward-weights does 3x3 as well as ours (measured on the selfie);
+     * its larger depthwise kernels fall to a generic jit kernel */
+    depthwise = depthwise && d->kh * d->kw > 9;
+#endif
+    if (!pointwise && !depthwise) return 0;
+    int64_t pixels = (int64_t)d->n * d->oh * d->ow;
+    if (dbias && !pointwise) { /* before the partials below: it uses the same scratch */
+        ams_cpu_bias_grad(be, dbias, dy, pixels, d->oc);
+        dbias = NULL;
+    }
+    size_t nw = (size_t)d->kh * (size_t)d->kw * (size_t)(d->c / d->groups) * (size_t)d->oc;
+    int64_t work = pixels * (int64_t)nw / (depthwise ? 1 : 8) / 8;
+    int nt = cpu_threads_for(be, work);
+    int64_t units = depthwise ? (int64_t)d->n * d->oh : pixels; /* output rows or pixels */
+    if (nt > units) nt = units > 0 ? (int)units : 1;
+    /* per thread: its partial (and the bias gradient's), 64-byte aligned */
+    size_t per = (nw + (dbias ? (size_t)d->oc : 0) + 15) & ~(size_t)15;
+    if (!ams_cpu_part_reserve(st, (size_t)nt * per)) return 0;
+    float *part = st->part;
+    CPU_PARALLEL_FOR
+    for (int t = 0; t < nt; t++) {
+        int64_t lo, hi;
+        cpu_split(units, t, nt, &lo, &hi);
+        float *p = part + (size_t)t * per;
+        if (pointwise) {
+            pw_slice(p, dbias ? p + nw : NULL, x, dy, lo, hi, d->c, d->oc);
+        } else {
+            memset(p, 0, nw * sizeof *p);
+            dw_rows(p, x, dy, lo, hi, d);
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        add_to(dweight, part + (size_t)t * per, nw);
+        if (dbias) add_to(dbias, part + (size_t)t * per + nw, (size_t)d->oc);
+    }
+    return 1;
+}
