@@ -16,25 +16,7 @@
 #include "ams/tensor.h"
 #include "ams/update_codec.h"
 #include "check.h"
-
-static ams_params *selfie_like(void) {
-    ams_params *p = ams_params_new();
-    if (!p) return NULL;
-    size_t left = 106377;
-    char name[32];
-    for (int t = 0; t < 60 && left > 0; t++) {
-        size_t n = t == 59 ? left : (size_t)(200 + (t * 7919) % 3400);
-        if (n > left) n = left;
-        snprintf(name, sizeof name, "t%d", t);
-        if (ams_params_add(p, name, 1, (int64_t[]){(int64_t)n}, t % 5 != 4, NULL) < 0) break;
-        left -= n;
-    }
-    if (left != 0 || ams_params_alloc(p, NULL) != AMS_OK) {
-        ams_params_free(p);
-        return NULL;
-    }
-    return p;
-}
+#include "selfie_layout.h"
 
 static size_t trainable_count(const ams_params *p) {
     size_t n = 0;
@@ -61,7 +43,7 @@ static int prefix_shape(const ams_params *p, const size_t *sel, int from, int to
 }
 
 static int test_strategies_exact_fraction(void) {
-    ams_params *p = selfie_like();
+    ams_params *p = selfie_layout();
     CHECK(p);
     size_t n = p->total, nt = trainable_count(p);
     CHECK(nt > 80000 && nt < n);
@@ -139,7 +121,7 @@ static int test_strategies_exact_fraction(void) {
 }
 
 static int test_masked_adam_outside_unchanged(void) {
-    ams_params *p = selfie_like();
+    ams_params *p = selfie_layout();
     CHECK(p);
     size_t n = p->total;
     float *v0 = malloc(n * 4), *v = malloc(n * 4), *g = malloc(n * 4);
@@ -223,7 +205,7 @@ static int ref_roundtrip(const ams_params *p, int all_tensors, const uint8_t *ma
 }
 
 static int test_reference_format_roundtrip(void) {
-    ams_params *p = selfie_like();
+    ams_params *p = selfie_layout();
     CHECK(p);
     size_t n = p->total, nt = trainable_count(p);
     float *w = malloc(n * 4);

@@ -15,26 +15,7 @@
 #include "ams/rng.h"
 #include "ams/update_codec.h"
 #include "check.h"
-
-/* ~ the selfie student: 106,377 elements in 60 tensors, every 5th a frozen BN statistic. */
-static ams_params *realistic_layout(void) {
-    ams_params *p = ams_params_new();
-    if (!p) return NULL;
-    size_t left = 106377;
-    char name[32];
-    for (int t = 0; t < 60 && left > 0; t++) {
-        size_t n = t == 59 ? left : (size_t)(200 + (t * 7919) % 3400);
-        if (n > left) n = left;
-        snprintf(name, sizeof name, "t%d", t);
-        if (ams_params_add(p, name, 1, (int64_t[]){(int64_t)n}, t % 5 != 4, NULL) < 0) break;
-        left -= n;
-    }
-    if (left != 0 || ams_params_alloc(p, NULL) != AMS_OK) {
-        ams_params_free(p);
-        return NULL;
-    }
-    return p;
-}
+#include "selfie_layout.h"
 
 /* base ~ N(0, 0.1); target = base + N(0, 1e-3) on ~5 % of the trainable elements, in runs
  * (mean length 16) as a gradient-chosen mask is clustered. Returns the changed count. */
@@ -60,7 +41,7 @@ static size_t realistic_update(const ams_params *p, float *base, float *target, 
 }
 
 static int roundtrip(ams_update_values vals, size_t *msg_bytes) {
-    ams_params *p = realistic_layout();
+    ams_params *p = selfie_layout();
     CHECK(p);
     size_t n = p->total;
     float *base = malloc(n * 4), *target = malloc(n * 4), *applied = malloc(n * 4),
@@ -404,7 +385,7 @@ static int test_reference_format(void) {
 
 /* The numbers for the report: the realistic 5 % update in both formats. */
 static int test_sizes_vs_reference(void) {
-    ams_params *p = realistic_layout();
+    ams_params *p = selfie_layout();
     CHECK(p);
     size_t n = p->total;
     float *base = malloc(n * 4), *target = malloc(n * 4);

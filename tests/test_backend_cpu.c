@@ -12,30 +12,10 @@
 #include "ams/deeplab.h"
 #include "ams/rng.h"
 #include "check.h"
+#include "cpu_testlib.h"
 #include "nn/cpu/cpu_backend.h"
 
-static ams_rng rng;
-
-static float *rnd(size_t n) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    for (size_t i = 0; i < n; i++) x[i] = 2.0f * ams_rng_uniform(&rng) - 1.0f;
-    return x;
-}
-static float *dup(const float *x, size_t n) {
-    float *y = malloc((n ? n : 1) * sizeof *y);
-    memcpy(y, x, n * sizeof *y);
-    return y;
-}
-static int irand(int lo, int hi) { return lo + (int)(ams_rng_u64(&rng) % (uint64_t)(hi - lo + 1)); }
-
-/* max |a-b| relative to the reference's largest magnitude (what fp32 reordering of sums
- * can change), with a floor so that all-tiny tensors compare absolutely. */
-static double rel_err(const float *a, const float *ref, size_t n) {
-    double m = 1e-3;
-    for (size_t i = 0; i < n; i++)
-        if (fabs((double)ref[i]) > m) m = fabs((double)ref[i]);
-    return check_max_abs_diff(a, ref, n) / m;
-}
+static float *rnd(size_t n) { return rnd_range(n, -1.0f, 1.0f); }
 
 #define CLOSE(a, ref, n, tol, what)                                                            \
     do {                                                                                       \

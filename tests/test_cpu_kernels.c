@@ -16,29 +16,8 @@
 #include "ams/graph.h"
 #include "ams/rng.h"
 #include "check.h"
+#include "cpu_testlib.h"
 #include "nn/cpu/cpu_backend.h"
-
-static ams_rng rng;
-
-static float *rnd(size_t n, float lo, float hi) {
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * ams_rng_uniform(&rng);
-    return x;
-}
-static float *dup(const float *x, size_t n) {
-    float *y = malloc((n ? n : 1) * sizeof *y);
-    memcpy(y, x, n * sizeof *y);
-    return y;
-}
-static int irand(int lo, int hi) { return lo + (int)(ams_rng_u64(&rng) % (uint64_t)(hi - lo + 1)); }
-
-/* max |a-b| over the reference's largest magnitude (at least 1e-3). */
-static double rel_err(const float *a, const float *ref, size_t n) {
-    double m = 1e-3;
-    for (size_t i = 0; i < n; i++)
-        if (fabs((double)ref[i]) > m) m = fabs((double)ref[i]);
-    return check_max_abs_diff(a, ref, n) / m;
-}
 
 static int64_t numel(const int64_t *s, int nd) {
     int64_t n = 1;
@@ -58,8 +37,8 @@ static const char *shape_str(char *buf, size_t cap, const int64_t *s, int nd) {
 static int check_bcast(const ams_backend *cpu, const ams_bcast_desc *d) {
     const ams_backend *ref = ams_backend_ref();
     int64_t no = numel(d->out, d->ndim), na = numel(d->a, d->ndim), nb = numel(d->b, d->ndim);
-    float *a = rnd((size_t)na, -2, 2), *b = rnd((size_t)nb, 0.5f, 2); /* b away from 0: div */
-    float *g = rnd((size_t)no, -1, 1), *o1 = rnd((size_t)no, -1, 1), *o2 = dup(o1, (size_t)no);
+    float *a = rnd_range((size_t)na, -2, 2), *b = rnd_range((size_t)nb, 0.5f, 2); /* b away from 0: div */
+    float *g = rnd_range((size_t)no, -1, 1), *o1 = rnd_range((size_t)no, -1, 1), *o2 = dup(o1, (size_t)no);
     char sa[96], sb[96], so[96];
     shape_str(sa, sizeof sa, d->a, d->ndim), shape_str(sb, sizeof sb, d->b, d->ndim);
     shape_str(so, sizeof so, d->out, d->ndim);
@@ -72,7 +51,7 @@ static int check_bcast(const ams_backend *cpu, const ams_bcast_desc *d) {
         double ef = rel_err(o2, o1, (size_t)no);
         CHECKF(ef <= 1e-6, "%s forward %s op %s -> %s: %g", names[op], sa, sb, so, ef);
         for (int mask = 1; mask < 4; mask++) { /* bit 0: da, bit 1: db */
-            float *da0 = rnd((size_t)na, -1, 1), *db0 = rnd((size_t)nb, -1, 1);
+            float *da0 = rnd_range((size_t)na, -1, 1), *db0 = rnd_range((size_t)nb, -1, 1);
             float *da1 = mask & 1 ? dup(da0, (size_t)na) : NULL, *da2 = mask & 1 ? dup(da0, (size_t)na) : NULL;
             float *db1 = mask & 2 ? dup(db0, (size_t)nb) : NULL, *db2 = mask & 2 ? dup(db0, (size_t)nb) : NULL;
             if (op == 0) ref->add_backward(ref, da1, db1, g, d), cpu->add_backward(cpu, da2, db2, g, d);
@@ -187,7 +166,7 @@ static int test_bce_and_activations(void) {
     static const int64_t sizes[] = {1, 17, 1000, 65537, 393216};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         int64_t p = sizes[s];
-        float *x = rnd((size_t)p, -30, 30);
+        float *x = rnd_range((size_t)p, -30, 30);
         uint8_t *l = malloc((size_t)p);
         for (int64_t i = 0; i < p; i++) {
             l[i] = (uint8_t)(ams_rng_u64(&rng) % 7 == 0 ? 255 : ams_rng_u64(&rng) % 2);
@@ -199,16 +178,16 @@ static int test_bce_and_activations(void) {
         cpu->bce_logits_forward(cpu, &l2, &n2, x, l, p);
         CHECKF(n1 == n2 && fabsf(l1 - l2) <= 2e-6f * fabsf(l1) + 1e-7f, "bce p=%lld: %g vs %g (%lld, %lld)",
                (long long)p, l1, l2, (long long)n1, (long long)n2);
-        float *g1 = rnd((size_t)p, -1, 1), *g2 = dup(g1, (size_t)p);
+        float *g1 = rnd_range((size_t)p, -1, 1), *g2 = dup(g1, (size_t)p);
         ref->bce_logits_backward(ref, g1, 3.0f, x, l, p);
         cpu->bce_logits_backward(cpu, g2, 3.0f, x, l, p);
         double eg = check_max_abs_diff(g1, g2, (size_t)p);
         /* sigmoid: within a few ulp of the reference's libm expf form */
-        float *s1 = rnd((size_t)p, -1, 1), *s2 = rnd((size_t)p, -1, 1);
+        float *s1 = rnd_range((size_t)p, -1, 1), *s2 = rnd_range((size_t)p, -1, 1);
         ref->sigmoid_forward(ref, s1, x, p), cpu->sigmoid_forward(cpu, s2, x, p);
         double es = check_max_abs_diff(s1, s2, (size_t)p);
         /* relu backward: exactly the reference */
-        float *r1 = rnd((size_t)p, -1, 1), *r2 = dup(r1, (size_t)p), *o = rnd((size_t)p, -1, 1);
+        float *r1 = rnd_range((size_t)p, -1, 1), *r2 = dup(r1, (size_t)p), *o = rnd_range((size_t)p, -1, 1);
         ref->relu_backward(ref, r1, g1, o, p), cpu->relu_backward(cpu, r2, g1, o, p);
         double er = check_max_abs_diff(r1, r2, (size_t)p);
         /* the overwriting variant: garbage in, as the reference from zeros */
@@ -239,8 +218,8 @@ static int test_global_avgpool(void) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int *sh = shapes[s];
         size_t nin = (size_t)sh[0] * sh[1] * sh[2] * sh[3], nout = (size_t)sh[0] * sh[3];
-        float *x = rnd(nin, -1, 1), *o1 = rnd(nout, -1, 1), *o2 = rnd(nout, -1, 1), *g = rnd(nout, -1, 1);
-        float *d1 = rnd(nin, -1, 1), *d2 = dup(d1, nin);
+        float *x = rnd_range(nin, -1, 1), *o1 = rnd_range(nout, -1, 1), *o2 = rnd_range(nout, -1, 1), *g = rnd_range(nout, -1, 1);
+        float *d1 = rnd_range(nin, -1, 1), *d2 = dup(d1, nin);
         ref->global_avgpool_forward(ref, o1, x, sh[0], sh[1], sh[2], sh[3]);
         cpu->global_avgpool_forward(cpu, o2, x, sh[0], sh[1], sh[2], sh[3]);
         ref->global_avgpool_backward(ref, d1, g, sh[0], sh[1], sh[2], sh[3]);
@@ -285,7 +264,7 @@ static int test_graph_first_gradients(void) {
     CHECKF(ams_graph_error(g, &err) == AMS_OK && ams_graph_plan(g, AMS_PLAN_TRAIN, &err) == AMS_OK,
            "%s", err.msg);
     size_t np = (size_t)n * h * w;
-    float *xv = rnd(np * 3, 0, 1);
+    float *xv = rnd_range(np * 3, 0, 1);
     uint8_t *lv = malloc(np);
     for (size_t i = 0; i < np; i++) lv[i] = (uint8_t)(ams_rng_u64(&rng) % 5 == 0 ? 255 : ams_rng_u64(&rng) % 2);
     CHECK(ams_graph_set_input(g, x, xv, &err) == AMS_OK && ams_graph_set_labels(g, lab, lv, &err) == AMS_OK);
@@ -317,8 +296,8 @@ static int test_no_steady_state_allocation(void) {
     int ka[4] = {1, 1, 1, 1}, kb[4] = {1, 0, 0, 1};
     ams_bcast_desc d = make_bcast(4, out, ka, kb);
     size_t n = (size_t)numel(out, 4), nb = 8 * 16;
-    float *a = rnd(n, -1, 1), *b = rnd(nb, 1, 2), *g = rnd(n, -1, 1), *y = rnd(n, -1, 1);
-    float *da = rnd(n, -1, 1), *db = rnd(nb, -1, 1), loss;
+    float *a = rnd_range(n, -1, 1), *b = rnd_range(nb, 1, 2), *g = rnd_range(n, -1, 1), *y = rnd_range(n, -1, 1);
+    float *da = rnd_range(n, -1, 1), *db = rnd_range(nb, -1, 1), loss;
     uint8_t *l = calloc(n, 1);
     int64_t cnt;
     size_t a0 = 0;
