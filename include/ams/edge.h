@@ -25,6 +25,9 @@
  * resynchronises). Backpressure: at most queue_max uploads wait; a new one beyond that is
  * dropped (its samples counted), frames are never held up. If the server no longer knows the
  * edge's weights (error 100), the edge returns to the pretrained weights and resynchronises.
+ * Every stats_period seconds the network thread asks for the server's STATS of this client:
+ * its sample_rate becomes the edge's sampling rate (ASR between connections), its mIoU
+ * figures land in ams_edge_stats.
  */
 #ifndef AMS_EDGE_H
 #define AMS_EDGE_H
@@ -49,6 +52,9 @@ typedef struct ams_edge_config {
     int queue_max;                   /* uploads waiting to be sent (4) */
     int max_frames;                  /* frames per upload at most (64) */
     int timeout_ms;                  /* connect/handshake timeout (5000) */
+    double stats_period;             /* seconds between STATS requests (1; 0: never): the
+                                      * answer carries the ASR rate (adopted) and the
+                                      * server's mIoU of this client's model */
 } ams_edge_config;
 
 void ams_edge_config_default(ams_edge_config *c);
@@ -66,6 +72,12 @@ typedef struct ams_edge_stats {
     double sample_rate;               /* frames/s, as the server said */
     int connected;
     char last_error[256];             /* the last network error, "" if none */
+    /* from the server's last STATS answer (NaN until one came): the mIoU, against the
+     * teacher's labels, of this client's model and of the pretrained model on the frames of
+     * its last upload job; frames labelled; horizon frames; server version */
+    double server_miou, server_miou_pretrained;
+    uint64_t server_labelled, server_horizon, server_version;
+    uint64_t stats_received;
 } ams_edge_stats;
 
 /* values: the live weights (total floats, the caller's), which must equal `initial` or the
@@ -78,7 +90,8 @@ ams_status ams_edge_sync(ams_edge *e, ams_err *err);
 /* After a frame: t is its video time (seconds, non-decreasing); rgb width*height*3 bytes. */
 ams_status ams_edge_offer(ams_edge *e, const uint8_t *rgb, double t, ams_err *err);
 /* End of stream: queues the partial upload, then keeps syncing until every upload is sent and
- * acknowledged and no update came for `quiet_s` seconds, or drain_s seconds passed. */
+ * acknowledged, the server's stats (stats_period > 0, connected) say no upload of ours waits
+ * for compute, and no update came for `quiet_s` seconds; or drain_s seconds passed. */
 ams_status ams_edge_finish(ams_edge *e, double drain_s, double quiet_s, ams_err *err);
 void ams_edge_stats_get(ams_edge *e, ams_edge_stats *out);
 /* Stops the network thread (sends bye) and frees; NULL is a no-op. */

@@ -31,7 +31,13 @@
  * jobs at once; jobs of different sessions run concurrently on `workers` threads. The scheduler
  * serves sessions with pending uploads in round-robin order (starvation-free: a session waits
  * for at most one job of every other session per worker), and reports per-client training lag
- * (job finish time - arrival of its oldest upload).
+ * (job finish time - arrival of its oldest upload). ams_compute_stub is a test mode (updates
+ * flow, nothing learns); server_trainer.h is the real compute (teacher, horizon, trainer).
+ *
+ * Stats: a client's STATS message is answered with one JSON object of this session: id,
+ * version, uploads, updates, lag_last, lag_max, sample_rate (the current ASR rate: an edge
+ * adopts it), miou, miou_pretrained (NaN as null), labelled, horizon, pending (uploads queued
+ * or in a job whose update is not yet sent: an edge draining at its end waits for 0).
  */
 #ifndef AMS_SERVER_H
 #define AMS_SERVER_H
@@ -67,6 +73,12 @@ typedef struct ams_compute_job {
     uint64_t version;              /* the client's version of current */
     double sample_rate;            /* in/out: the ASR rate (frames/s) the client is told */
     void **state;                  /* the session's compute state (*state NULL at first) */
+    /* out, optional (the server sets NaN / 0 first): the mIoU against the teacher's labels of
+     * this job's frames of the weights the client holds (`current`) and of the pretrained
+     * weights; frames labelled; frames in the session's horizon after the job */
+    double miou, miou_pretrained;
+    uint64_t labelled;
+    size_t horizon;
 } ams_compute_job;
 
 typedef struct ams_compute {
@@ -78,8 +90,8 @@ typedef struct ams_compute {
     void (*state_free)(void *ctx, void *state);
     /* Optional persistence of the compute state (horizon, ATR, trained weights, optimizer), so
      * a restarted server resumes training where it was: path is STATE/<id>.compute. save is
-     * called on the worker after every job that produced an update (write atomically: temp +
-     * rename); load before a session's first job after a start (*state NULL on entry; return
+     * called on the worker after every successful job (write atomically: temp + rename), after
+     * the session file when the job produced an update; load before a session's first job after a start (*state NULL on entry; return
      * AMS_E_NOTFOUND when the file does not exist). NULL: not persisted. */
     ams_status (*state_save)(void *ctx, const void *state, const char *path, ams_err *err);
     ams_status (*state_load)(void *ctx, void **state, const char *path, ams_err *err);
@@ -101,6 +113,13 @@ typedef struct ams_server_config {
     int max_pending;         /* uploads queued per session; beyond it the oldest is dropped (64) */
     double sample_rate;      /* initial ASR rate told to clients (1.0 frames/s) */
     double handshake_s;      /* seconds a connection may take to send its hello (10) */
+    /* Optional, called on a worker after an update is persisted and before it is sent (keep
+     * it short; it must not call back into the server): client id, new version and weights
+     * hash, update payload bytes, training lag (s), the job's mIoU figures (NaN: none). */
+    void (*on_update)(void *ctx, const char *id, uint64_t version,
+                      const uint8_t hash[AMS_HASH_LEN], size_t bytes, double lag, double miou,
+                      double miou_pretrained);
+    void *on_update_ctx;
 } ams_server_config;
 
 void ams_server_config_default(ams_server_config *c);
@@ -128,6 +147,10 @@ typedef struct ams_server_client_info {
     uint64_t updates, update_bytes;  /* produced */
     uint64_t acked_version;          /* last version the client acknowledged */
     double lag_last, lag_max, lag_mean; /* training lag, seconds */
+    double miou, miou_pretrained;    /* the last job's figures (ams_compute_job; NaN: none) */
+    double miou_mean, miou_pretrained_mean; /* over every job that measured them */
+    uint64_t labelled;               /* frames the compute labelled */
+    uint64_t horizon;                /* frames in the horizon after the last job */
 } ams_server_client_info;
 
 /* A consistent snapshot of one client's session (thread-safe). */

@@ -1,6 +1,7 @@
 /* cmd_edge.c - `ams edge`: the AMS edge client. Runs the student on every frame of a video
  * (or camera), samples and uploads frames to the server (include/ams/edge.h), applies the
  * server's updates between frames; the last stdout line is the JSON of DESIGN.md. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +19,62 @@
 static const char *const HELP =
     "usage: ams edge --server HOST:PORT --id NAME --key FILE --video V [--fast]\n"
     "                [--model M] [--width W --height H] [--seconds T] [--period S] [--kbps B]\n"
-    "                [--drain S] [--queue N] [--threads N] [--backend cpu|ref]\n"
+    "                [--drain S] [--queue N] [--stats-period S] [--quiet] [--threads N]\n"
+    "                [--backend cpu|ref]\n"
     "  Runs the student M (default selfie; the server's --student) on every frame of V (a file\n"
     "  or /dev/videoN) at W x H (default: the model's size), at the source's pace or, with\n"
     "  --fast, as fast as it can; uploads sampled frames (H.264 at B Kbps, 150; one upload per\n"
     "  S seconds of video, 10) and applies the server's updates between frames. --seconds: stop\n"
     "  after T seconds of video. --drain: seconds to wait at the end for the last updates (10).\n"
+    "  Live lines on stderr (unless --quiet): each applied update (version, weights hash) and,\n"
+    "  from the server's stats every --stats-period S seconds (1), the mIoU against the\n"
+    "  teacher's labels of this edge's model and of the pretrained model on its latest\n"
+    "  uploaded frames (a server with --teacher).\n"
     "  The last stdout line is JSON: frames, fps, updates_applied, updates_rejected,\n"
-    "  model_version, model_hash, uplink_kbps, downlink_kbps, ...\n";
+    "  model_version, model_hash, uplink_kbps, downlink_kbps, server_miou,\n"
+    "  server_miou_pretrained, ...\n";
+
+/* A JSON number, or null for NaN. */
+static const char *jnum(char buf[32], double v) {
+    if (isnan(v) || isinf(v)) snprintf(buf, 32, "null");
+    else snprintf(buf, 32, "%.4f", v);
+    return buf;
+}
+
+/* What the live lines showed last. */
+typedef struct live {
+    uint64_t version, labelled;
+    double shown_at;
+} live;
+
+/* Live lines on stderr: each applied update (version, hash); every few seconds the server's
+ * accuracy figures for this edge. */
+static void show_live(ams_edge *e, live *lv, const char *id, double t, long frames, double t0) {
+    ams_edge_stats ls;
+    ams_edge_stats_get(e, &ls);
+    double now = cli_now();
+    if (ls.model_version != lv->version) {
+        char hx[AMS_HASH_HEX_LEN];
+        ams_hash_hex(ls.model_hash, hx);
+        fprintf(stderr, "ams edge [%s]: t %.1f s: model v%llu applied, hash %s\n", id, t,
+                (unsigned long long)ls.model_version, hx);
+        lv->version = ls.model_version;
+    }
+    if ((ls.server_labelled == lv->labelled || now - lv->shown_at < 2) && now - lv->shown_at < 10)
+        return;
+    char acc[128] = "no accuracy from the server yet";
+    if (!isnan(ls.server_miou))
+        snprintf(acc, sizeof acc, "mIoU vs teacher %.3f (pretrained %.3f)", ls.server_miou,
+                 ls.server_miou_pretrained);
+    double vt = t > 0 ? t : 1;
+    fprintf(stderr, "ams edge [%s]: t %.1f s, %.1f fps, model v%llu, %s, %llu frames labelled, "
+                    "up %.0f Kbps, down %.1f Kbps%s\n", id, t,
+            frames / (now - t0 > 0 ? now - t0 : 1), (unsigned long long)ls.model_version, acc,
+            (unsigned long long)ls.server_labelled, ls.bytes_up * 8.0 / 1000.0 / vt,
+            ls.bytes_down * 8.0 / 1000.0 / vt, ls.connected ? "" : " (not connected)");
+    lv->labelled = ls.server_labelled;
+    lv->shown_at = now;
+}
 
 static void sleep_s(double s) {
     if (s <= 0) return;
@@ -37,9 +86,9 @@ int ams_cmd_edge(int argc, char **argv) {
     const char *cmd = "edge";
     const char *server = NULL, *id = NULL, *keyfile = NULL, *video = NULL, *model = "selfie";
     const char *backend = NULL;
-    int fast = 0;
+    int fast = 0, quiet = 0;
     long width = 0, height = 0, threads = 1, queue = 4;
-    double seconds = -1, period = 10, kbps = 150, drain = 10;
+    double seconds = -1, period = 10, kbps = 150, drain = 10, stats_period = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -48,6 +97,10 @@ int ams_cmd_edge(int argc, char **argv) {
         }
         if (!strcmp(a, "--fast")) {
             fast = 1;
+            continue;
+        }
+        if (!strcmp(a, "--quiet")) {
+            quiet = 1;
             continue;
         }
         if (i + 1 >= argc) return cli_usage_error(cmd, "unknown or incomplete option '%s'", a);
@@ -67,6 +120,7 @@ int ams_cmd_edge(int argc, char **argv) {
         else if (!strcmp(a, "--period")) ok = cli_double(v, 0.1, 3600, &period);
         else if (!strcmp(a, "--kbps")) ok = cli_double(v, 1, 1e6, &kbps);
         else if (!strcmp(a, "--drain")) ok = cli_double(v, 0, 3600, &drain);
+        else if (!strcmp(a, "--stats-period")) ok = cli_double(v, 0, 3600, &stats_period);
         else return cli_usage_error(cmd, "unknown option '%s'", a);
         if (!ok) return cli_usage_error(cmd, "bad value '%s' for %s", v, a);
     }
@@ -139,14 +193,12 @@ int ams_cmd_edge(int argc, char **argv) {
     ec.period = period;
     ec.kbps = kbps;
     ec.queue_max = (int)queue;
+    ec.stats_period = stats_period;
     e = ams_edge_new(&ec, p->values, &err);
     if (!e) goto fail;
 
-    cli_progress pr;
-    cli_progress_start(&pr, cmd, "frames");
-    long total_frames = vi->frames > 0 ? (long)vi->frames : -1;
-    if (seconds > 0 && vi->fps > 0) total_frames = (long)(seconds * vi->fps);
     long frames = 0;
+    live lv = {.shown_at = cli_now()};
     double person = 0, t_end = 0, t0 = cli_now(), infer_s = 0;
     double frame_dur = vi->fps > 0 ? 1.0 / vi->fps : 1.0 / 30;
     for (;;) {
@@ -168,14 +220,21 @@ int ams_cmd_edge(int argc, char **argv) {
         if (ams_edge_offer(e, f.rgb, f.pts, &err) != AMS_OK) goto fail;
         frames++;
         t_end = f.pts + frame_dur;
-        cli_progress_update(&pr, frames, total_frames);
+        if (!quiet) show_live(e, &lv, id, f.pts, frames, t0);
     }
-    cli_progress_end(&pr);
     double wall = cli_now() - t0;
-    if (ams_edge_finish(e, drain, 1.0, &err) != AMS_OK) goto fail;
+    /* drain: the last upload out, the last updates in (live lines go on meanwhile) */
+    for (double td = cli_now();;) {
+        double t1 = cli_now(), step = drain < 1.5 ? drain : 1.5;
+        if (ams_edge_finish(e, step, 1.0, &err) != AMS_OK) goto fail;
+        /* returned before its own deadline: nothing left to send or receive */
+        int idle = cli_now() - t1 < step - 0.05;
+        if (!quiet) show_live(e, &lv, id, t_end, frames, t0);
+        if (idle || cli_now() - td >= drain || cli_interrupted()) break;
+    }
     ams_edge_stats s;
     ams_edge_stats_get(e, &s);
-    char hex[AMS_HASH_HEX_LEN];
+    char hex[AMS_HASH_HEX_LEN], m1[32], m2[32];
     ams_hash_hex(s.model_hash, hex);
     double vt = t_end > 0 ? t_end : 1;
     if (s.last_error[0]) fprintf(stderr, "ams edge: last network event: %s\n", s.last_error);
@@ -183,14 +242,16 @@ int ams_cmd_edge(int argc, char **argv) {
            "\"updates_rejected\":%llu,\"model_version\":%llu,\"model_hash\":\"%s\","
            "\"uplink_kbps\":%.3f,\"downlink_kbps\":%.3f,\"video_seconds\":%.3f,"
            "\"samples\":%llu,\"samples_dropped\":%llu,\"uploads\":%llu,\"connects\":%llu,"
-           "\"sample_rate\":%.3f,\"person_fraction\":%.4f,\"width\":%ld,\"height\":%ld}\n",
+           "\"sample_rate\":%.3f,\"person_fraction\":%.4f,\"width\":%ld,\"height\":%ld,"
+           "\"server_miou\":%s,\"server_miou_pretrained\":%s,\"server_labelled\":%llu}\n",
            frames, frames / (wall > 0 ? wall : 1), frames ? infer_s * 1e3 / (double)frames : 0,
            (unsigned long long)s.updates_applied, (unsigned long long)s.updates_rejected,
            (unsigned long long)s.model_version, hex, s.bytes_up * 8.0 / 1000.0 / vt,
            s.bytes_down * 8.0 / 1000.0 / vt, vt, (unsigned long long)s.samples,
            (unsigned long long)s.samples_dropped, (unsigned long long)s.uploads_sent,
            (unsigned long long)s.connects, s.sample_rate,
-           frames ? person / (double)frames : 0, width, height);
+           frames ? person / (double)frames : 0, width, height, jnum(m1, s.server_miou),
+           jnum(m2, s.server_miou_pretrained), (unsigned long long)s.server_labelled);
     rc = CLI_OK;
     goto done;
 fail:

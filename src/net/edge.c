@@ -54,6 +54,9 @@ struct ams_edge {
     uint8_t hash[AMS_HASH_LEN];
     ams_edge_stats st;
     double last_update_time;
+    uint64_t stats_seq;      /* stats answers received */
+    uint64_t stats_at_ack;   /* stats_seq when the last upload was acknowledged */
+    double server_pending;   /* the last answer's uploads not yet turned into an update */
     /* ---- inference thread only ---- */
     chunk cur;
     double next_t;
@@ -68,6 +71,7 @@ void ams_edge_config_default(ams_edge_config *c) {
     c->queue_max = 4;
     c->max_frames = 64;
     c->timeout_ms = 5000;
+    c->stats_period = 1.0;
 }
 
 static double now_s(void) {
@@ -142,11 +146,47 @@ static void on_update(ams_edge *e, const ams_proto_frame *f) {
     pthread_mutex_unlock(&e->mu);
 }
 
+/* A number after "key": in the server's STATS JSON; NaN when absent or null. */
+static double json_number(const char *js, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(js, pat);
+    if (!p) return NAN;
+    p += strlen(pat);
+    char *end;
+    double v = strtod(p, &end);
+    return end == p ? NAN : v;
+}
+
+/* The server's answer to our STATS request (untrusted text, bounded by the decoder). */
+static void on_stats(ams_edge *e, const ams_proto_frame *f) {
+    char js[4096];
+    size_t n = f->len < sizeof js - 1 ? f->len : sizeof js - 1;
+    memcpy(js, f->payload, n);
+    js[n] = 0;
+    double rate = json_number(js, "sample_rate"), miou = json_number(js, "miou");
+    double pre = json_number(js, "miou_pretrained"), lab = json_number(js, "labelled");
+    double hor = json_number(js, "horizon"), ver = json_number(js, "version");
+    double pending = json_number(js, "pending");
+    pthread_mutex_lock(&e->mu);
+    e->st.stats_received++;
+    e->stats_seq++;
+    e->server_pending = isnan(pending) ? 0 : pending;
+    if (rate > 0 && rate <= 1000) e->st.sample_rate = rate;
+    if (!isnan(miou)) e->st.server_miou = miou;
+    if (!isnan(pre)) e->st.server_miou_pretrained = pre;
+    if (lab >= 0 && lab < 1e18) e->st.server_labelled = (uint64_t)lab;
+    if (hor >= 0 && hor < 1e18) e->st.server_horizon = (uint64_t)hor;
+    if (ver >= 0 && ver < 1e18) e->st.server_version = (uint64_t)ver;
+    pthread_mutex_unlock(&e->mu);
+}
+
 static void *net_main(void *arg) {
     ams_edge *e = arg;
     ams_client *c = NULL;
     double backoff = 0.1;
     uint64_t base_up = 0, base_down = 0;
+    double last_stats = 0;
     pthread_mutex_lock(&e->mu);
     while (!e->stop) {
         if (c && e->reconnect) {
@@ -223,10 +263,15 @@ static void *net_main(void *arg) {
                                             .version = aver[i]}, a);
             s = ams_client_send(c, AMS_MSG_ACK, a, sizeof a, &err);
         }
+        if (s == AMS_OK && e->cfg.stats_period > 0 && now_s() - last_stats >= e->cfg.stats_period) {
+            last_stats = now_s();
+            s = ams_client_send(c, AMS_MSG_STATS, "{}", 2, &err);
+        }
         ams_proto_frame f = {0};
         int code = 0;
         if (s == AMS_OK) s = ams_client_recv(c, 20, &f, &code, &err);
         if (s == AMS_OK && f.type == AMS_MSG_UPDATE) on_update(e, &f);
+        if (s == AMS_OK && f.type == AMS_MSG_STATS) on_stats(e, &f);
         uint64_t up, down;
         ams_client_bytes(c, &up, &down);
         pthread_mutex_lock(&e->mu);
@@ -235,8 +280,10 @@ static void *net_main(void *arg) {
         if (s == AMS_OK && f.type == AMS_MSG_ACK) {
             ams_msg_ack a;
             if (ams_msg_ack_parse(f.payload, f.len, &a, &err) == AMS_OK &&
-                a.type == AMS_MSG_UPLOAD)
+                a.type == AMS_MSG_UPLOAD) {
                 e->st.uploads_acked++;
+                e->stats_at_ack = e->stats_seq; /* its job shows in later stats answers */
+            }
         }
         if (s != AMS_OK) {
             snprintf(e->st.last_error, sizeof e->st.last_error, "%.200s", err.msg);
@@ -291,6 +338,7 @@ ams_edge *ams_edge_new(const ams_edge_config *c, float *values, ams_err *err) {
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     e->st.sample_rate = 1.0;
+    e->st.server_miou = e->st.server_miou_pretrained = NAN;
     /* version 0 means "the pretrained weights or unknown": the hash decides on the server */
     if (ams_weights_hash(values, c->total, e->hash, err) != AMS_OK) goto fail;
     if (pthread_create(&e->thread, NULL, net_main, e) != 0) goto nomem;
@@ -408,8 +456,12 @@ ams_status ams_edge_finish(ams_edge *e, double drain_s, double quiet_s, ams_err 
         AMS_TRY(ams_edge_sync(e, err));
         pthread_mutex_lock(&e->mu);
         double now = now_s();
+        /* the server's work on our uploads is done too, when it answers stats: an answer
+         * after the last upload's ack says nothing is pending */
+        int server_done = e->cfg.stats_period <= 0 || !e->st.connected ||
+                          (e->stats_seq > e->stats_at_ack && e->server_pending == 0);
         int idle = e->qlen == 0 && !e->sending && e->nrd == 0 &&
-                   e->st.uploads_acked >= e->st.uploads_sent &&
+                   e->st.uploads_acked >= e->st.uploads_sent && server_done &&
                    now - e->last_update_time >= quiet_s && now - t0 >= quiet_s;
         pthread_mutex_unlock(&e->mu);
         if (idle || now - t0 >= drain_s) return AMS_OK;

@@ -3,6 +3,7 @@
  * connection (after an error message). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -150,6 +151,13 @@ static void send_update(ams_server *s, conn *c, session *ss) {
 
 /* ---- messages ---- */
 
+/* A JSON number with 4 decimals, or null for NaN/inf, into buf (returns buf). */
+static const char *jnum(char buf[32], double v) {
+    if (!isfinite(v)) snprintf(buf, 32, "null");
+    else snprintf(buf, 32, "%.4f", v);
+    return buf;
+}
+
 /* 0: the connection was closed. */
 static int on_hello(ams_server *s, conn *c, const ams_proto_frame *f) {
     ams_err e = {0};
@@ -193,6 +201,9 @@ static int on_hello(ams_server *s, conn *c, const ams_proto_frame *f) {
         ss->resync = 1;
         pthread_cond_signal(&s->cv);
     }
+    /* an update finished while no connection was open is settled by the action (the client
+     * holds it, gets it resent, or is resynchronised): nothing stale to send later */
+    ss->send_pending = 0;
     pthread_mutex_unlock(&s->mu);
     uint8_t buf[256];
     size_t n;
@@ -282,15 +293,24 @@ static int on_frame(ams_server *s, conn *c, const ams_proto_frame *f) {
         return 1;
     }
     case AMS_MSG_STATS: { /* answered with the server's view of this client */
-        char buf[2048];
+        char buf[2048], m1[32], m2[32];
         ams_server_client_info i;
         ams_server_client_info_get(s, c->sess->id, &i);
+        pthread_mutex_lock(&s->mu);
+        double rate = c->sess->sample_rate;
+        /* uploads not yet turned into an update (queued, in a job, or its update unsent) */
+        int pending = c->sess->n_pending + c->sess->busy + c->sess->send_pending;
+        pthread_mutex_unlock(&s->mu);
         int n = snprintf(buf, sizeof buf,
                          "{\"id\":\"%s\",\"version\":%llu,\"uploads\":%llu,\"updates\":%llu,"
-                         "\"lag_last\":%.3f,\"lag_max\":%.3f}",
+                         "\"lag_last\":%.3f,\"lag_max\":%.3f,\"sample_rate\":%.4f,\"miou\":%s,"
+                         "\"miou_pretrained\":%s,\"labelled\":%llu,\"horizon\":%llu,"
+                         "\"pending\":%d}",
                          c->sess->id, (unsigned long long)i.version,
                          (unsigned long long)i.uploads, (unsigned long long)i.updates,
-                         i.lag_last, i.lag_max);
+                         i.lag_last, i.lag_max, rate, jnum(m1, i.miou),
+                         jnum(m2, i.miou_pretrained), (unsigned long long)i.labelled,
+                         (unsigned long long)i.horizon, pending);
         if (!conn_send(s, c, AMS_MSG_STATS, buf, (size_t)n)) {
             conn_close(s, c);
             return 0;
@@ -562,14 +582,20 @@ size_t ams_server_stats_json(ams_server *s, char *buf, size_t cap) {
         session *ss = s->sessions[i];
         char hex[AMS_HASH_HEX_LEN];
         ams_hash_hex(ss->hash, hex);
+        char m1[32], m2[32], m3[32], m4[32];
         PUT("%s{\"id\":\"%s\",\"connected\":%d,\"version\":%llu,\"hash\":\"%s\",\"uploads\":%llu,"
             "\"uploads_dropped\":%llu,\"updates\":%llu,\"upload_bytes\":%llu,"
-            "\"update_bytes\":%llu,\"lag_last\":%.3f,\"lag_mean\":%.3f,\"lag_max\":%.3f}",
+            "\"update_bytes\":%llu,\"lag_last\":%.3f,\"lag_mean\":%.3f,\"lag_max\":%.3f,"
+            "\"sample_rate\":%.4f,\"labelled\":%llu,\"horizon\":%llu,\"miou\":%s,"
+            "\"miou_pretrained\":%s,\"miou_mean\":%s,\"miou_pretrained_mean\":%s}",
             i ? "," : "", ss->id, ss->info.connected, (unsigned long long)ss->version, hex,
             (unsigned long long)ss->info.uploads, (unsigned long long)ss->info.uploads_dropped,
             (unsigned long long)ss->info.updates, (unsigned long long)ss->info.upload_bytes,
             (unsigned long long)ss->info.update_bytes, ss->info.lag_last, ss->info.lag_mean,
-            ss->info.lag_max);
+            ss->info.lag_max, ss->sample_rate, (unsigned long long)ss->info.labelled,
+            (unsigned long long)ss->info.horizon, jnum(m1, ss->info.miou),
+            jnum(m2, ss->info.miou_pretrained), jnum(m3, ss->info.miou_mean),
+            jnum(m4, ss->info.miou_pretrained_mean));
     }
     PUT("]}");
 full:

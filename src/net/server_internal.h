@@ -31,6 +31,8 @@ typedef struct session {
     ams_server_client_info info;  /* metrics (version/hash mirrored on read) */
     double lag_sum;
     uint64_t lag_n;
+    double miou_sum, miou_pre_sum; /* over jobs that measured them */
+    uint64_t miou_n, miou_pre_n;
 } session;
 
 struct ams_server {

@@ -1,6 +1,7 @@
 /* server_sched.c - the server's compute workers: a fair round-robin over sessions with work,
  * one job per session at a time; a job runs the compute (or a resync), encodes the update,
  * persists the session and hands the update to the event loop. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,15 +58,17 @@ static void run_job(ams_server *s, session *ss, float *current, float *target, f
     int changed = 0;
     const float *base = current;
     ams_status st = AMS_OK;
+    ams_compute_job job = {.miou = NAN, .miou_pretrained = NAN};
     if (resync) { /* the client holds the initial weights: move it to the mirror */
         base = s->layout->values;
         memcpy(target, current, s->total * sizeof(float));
         changed = memcmp(base, target, s->total * sizeof(float)) != 0;
     } else {
         memcpy(target, current, s->total * sizeof(float));
-        ams_compute_job job = {.client_id = ss->id, .layout = s->layout, .current = current,
-                               .target = target, .samples = samples, .n_samples = n,
-                               .version = version, .sample_rate = rate, .state = &cstate};
+        job = (ams_compute_job){.client_id = ss->id, .layout = s->layout, .current = current,
+                                .target = target, .samples = samples, .n_samples = n,
+                                .version = version, .sample_rate = rate, .state = &cstate,
+                                .miou = NAN, .miou_pretrained = NAN};
         st = s->cfg.compute.run(s->cfg.compute.ctx, &job, &changed, &err);
         rate = job.sample_rate;
     }
@@ -92,14 +95,18 @@ static void run_job(ams_server *s, session *ss, float *current, float *target, f
             st = ams_session_save(s->cfg.state_dir, ss->id, version + 1, rate, applied, s->total,
                                   payload, plen, base_hash, &err);
         }
-        if (st == AMS_OK && cstate && s->cfg.compute.state_save) {
-            /* not fatal: the update stands; a restart would resume training from older state */
-            ams_err se = {0};
-            s->cfg.compute.state_save(s->cfg.compute.ctx, cstate, cpath, &se);
-        }
+    }
+    if (st == AMS_OK && !resync && cstate && s->cfg.compute.state_save) {
+        /* after every job (its horizon grew); not fatal: the update stands, a restart would
+         * resume training from older state */
+        ams_err se = {0};
+        s->cfg.compute.state_save(s->cfg.compute.ctx, cstate, cpath, &se);
     }
     free(msg);
     double now = ams_server_now();
+    if (st == AMS_OK && changed && s->cfg.on_update)
+        s->cfg.on_update(s->cfg.on_update_ctx, ss->id, version + 1, hash, plen,
+                         n > 0 ? now - samples[0].arrived : 0, job.miou, job.miou_pretrained);
     pthread_mutex_lock(&s->mu);
     s->totals.jobs++;
     ss->cstate = cstate;
@@ -119,6 +126,20 @@ static void run_job(ams_server *s, session *ss, float *current, float *target, f
         ss->send_pending = 1;
         ss->info.updates++;
         ss->info.update_bytes += plen;
+    }
+    if (st == AMS_OK && !resync) {
+        ss->info.labelled += job.labelled;
+        if (job.horizon) ss->info.horizon = job.horizon;
+        if (!isnan(job.miou)) {
+            ss->info.miou = job.miou;
+            ss->miou_sum += job.miou;
+            ss->info.miou_mean = ss->miou_sum / (double)++ss->miou_n;
+        }
+        if (!isnan(job.miou_pretrained)) {
+            ss->info.miou_pretrained = job.miou_pretrained;
+            ss->miou_pre_sum += job.miou_pretrained;
+            ss->info.miou_pretrained_mean = ss->miou_pre_sum / (double)++ss->miou_pre_n;
+        }
     }
     if (n > 0) {
         double lag = now - samples[0].arrived;

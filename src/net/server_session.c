@@ -168,6 +168,8 @@ session *ams_session_get(ams_server *s, const char *id, ams_err *err) {
     }
     ss->info.known = 1;
     ss->info.acked_version = ss->version;
+    ss->info.miou = ss->info.miou_pretrained = NAN;
+    ss->info.miou_mean = ss->info.miou_pretrained_mean = NAN;
     s->sessions[s->n_sessions++] = ss;
     return ss;
 }
