@@ -39,6 +39,9 @@ typedef struct ams_conv2d_desc {
     int groups;                /* divides c and oc */
 } ams_conv2d_desc;
 
+/* Activations a convolution can apply to its output (conv2d_forward_act). */
+enum { AMS_CONV_ACT_NONE = 0, AMS_CONV_ACT_RELU = 1, AMS_CONV_ACT_RELU6 = 2 };
+
 /* Average / max pooling, NHWC. Padded positions never count: an average divides
  * by the number of real input elements under the window (TF semantics). */
 typedef struct ams_pool2d_desc {
@@ -83,6 +86,13 @@ struct ams_backend {
     void (*conv2d_backward_din_set)(const ams_backend *be, float *din, float *dweight,
                                     float *dbias, const float *dout, const float *in,
                                     const float *weight, const ams_conv2d_desc *d);
+    /* Optional (NULL: not provided): conv2d_forward with an activation applied to every
+     * output in the same pass (act: AMS_CONV_ACT_*). The executor of an AMS_PLAN_INFER
+     * graph uses it for conv -> [frozen BN folded into weight/bias] -> [ReLU/ReLU6] chains;
+     * without it the chain runs op by op. */
+    void (*conv2d_forward_act)(const ams_backend *be, float *out, const float *in,
+                               const float *weight, const float *bias, const ams_conv2d_desc *d,
+                               int act);
     /* out (n,h,w,c) from in (n,oh,ow,oc); bias (c) or NULL */
     void (*conv2d_transpose_forward)(const ams_backend *be, float *out, const float *in,
                                      const float *weight, const float *bias,

@@ -22,6 +22,7 @@ void ams_graph_free(ams_graph *g) {
         free(g->nodes[i].chunk);
         free(g->nodes[i].classes);
         free(g->nodes[i].const_data);
+        free(g->nodes[i].fold);
     }
     free(g->nodes);
     free(g->arena);

@@ -51,8 +51,45 @@ int64_t ams_graph_loss_count(const ams_graph *g, int node) {
     return g->nodes[node].count;
 }
 
+/* A fused conv chain (graph_plan.c, plan_fusion): frozen BN folded into the conv's weights
+ * and bias (w' = w * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps) per output
+ * channel; recomputed every pass, so changed params are seen: a weight-sized pass, small
+ * next to the conv), the activation applied by the kernel, the result written straight
+ * into the chain's last node. The user's params are never written. */
+static void forward_fused_conv(ams_graph *g, const ams_backend *be, ams_node *n) {
+    const ams_node *wn = in(g, n, 1);
+    const float *w = wn->value;
+    const float *b = n->nin > 2 ? in(g, n, 2)->value : NULL;
+    if (n->fuse_bn >= 0) {
+        const ams_node *bn = &g->nodes[n->fuse_bn];
+        const float *gamma = in(g, bn, 1)->value, *beta = in(g, bn, 2)->value;
+        const float *mean = in(g, bn, 3)->value, *var = in(g, bn, 4)->value;
+        const int oc = n->conv.oc;
+        float *fw = n->fold, *fb = n->fold + wn->numel;
+        for (int o = 0; o < oc; o++) /* the scale, for now */
+            fb[o] = (float)((double)gamma[o] / sqrt((double)var[o] + (double)bn->eps));
+        const size_t rows = wn->numel / (size_t)oc;
+        for (size_t r = 0; r < rows; r++)
+            for (int o = 0; o < oc; o++) fw[r * oc + o] = w[r * oc + o] * fb[o];
+        for (int o = 0; o < oc; o++)
+            fb[o] = (float)(((b ? (double)b[o] : 0.0) - (double)mean[o]) * (double)fb[o] +
+                            (double)beta[o]);
+        w = fw;
+        b = fb;
+    }
+    be->conv2d_forward_act(be, g->nodes[n->fuse_last].value, in(g, n, 0)->value, w, b, &n->conv,
+                           n->fuse_act);
+}
+
 static void forward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     float *out = n->value;
+    if (be->conv2d_forward_act) {
+        if (n->fused_by >= 0) return; /* its conv ran it */
+        if (n->fuse_last >= 0) {
+            forward_fused_conv(g, be, n);
+            return;
+        }
+    }
     switch (n->op) {
     case AMS_OP_INPUT:
     case AMS_OP_LABELS:

@@ -40,6 +40,13 @@ typedef struct ams_node {
     float *aux;             /* dropout mask (arena) */
     size_t value_off, grad_off, aux_off; /* arena byte offsets, SIZE_MAX = not in arena */
     int grad_ready;         /* backward: grad buffer zeroed this pass */
+    /* inference fusion (AMS_PLAN_INFER, backends with conv2d_forward_act): a conv whose
+     * value only feeds a frozen BN and/or a ReLU/ReLU6 runs the chain as one kernel call */
+    int fuse_bn;            /* conv: the BN node folded into it, or -1 */
+    int fuse_last;          /* conv: the chain's last node (its value is the output), or -1 */
+    int fuse_act;           /* conv: AMS_CONV_ACT_* */
+    int fused_by;           /* BN/ReLU/ReLU6 run by conv node fused_by, or -1 */
+    float *fold;            /* conv with fuse_bn: folded weights then bias (owned) */
     float scalar, dscalar;  /* loss value and its gradient */
     int64_t count;          /* loss: pixels counted */
 } ams_node;

@@ -57,6 +57,85 @@ static int in_arena(const ams_node *n) {
     return n->op != AMS_OP_PARAM && n->op != AMS_OP_CONST && !is_loss(n->op);
 }
 
+/* Is node v's value available before node `at` runs (a parameter, a constant, or an
+ * earlier node's output)? */
+static int ready_before(const ams_graph *g, int v, int at) {
+    ams_op op = g->nodes[v].op;
+    return op == AMS_OP_PARAM || op == AMS_OP_CONST || v < at;
+}
+
+/* The only consumer of node i (reading it in exactly one input slot) when that consumer
+ * has op `op` and reads it as input 0; else -1. */
+static int sole_consumer(const ams_graph *g, const int *uses, int i, ams_op op) {
+    if (uses[i] != 1 || g->nodes[i].keep) return -1;
+    for (int j = i + 1; j < g->count; j++) {
+        const ams_node *nd = &g->nodes[j];
+        for (int k = 0; k < nd->nin; k++)
+            if (nd->xs[k] == i) return (nd->op == op && k == 0) ? j : -1;
+    }
+    return -1;
+}
+
+/* Inference fusion: every conv2d whose value feeds only a frozen batch norm (whose
+ * statistics and affine parameters exist before the conv runs) and/or only a ReLU/ReLU6
+ * becomes one chain, run by the conv node (graph_exec.c) when the backend has
+ * conv2d_forward_act: BN folded into a copy of the weights and bias (n->fold, refreshed
+ * every forward), the activation fused into the kernel. The chain's last node's value
+ * lives from the conv's step (see the lifetimes below); the intermediate values keep their
+ * own buffers so that a backend without the fused kernel still runs the chain op by op. */
+static ams_status plan_fusion(ams_graph *g, ams_err *err) {
+    const int n = g->count;
+    for (int i = 0; i < n; i++) {
+        ams_node *nd = &g->nodes[i];
+        nd->fuse_bn = nd->fuse_last = nd->fused_by = -1;
+        nd->fuse_act = AMS_CONV_ACT_NONE;
+        free(nd->fold);
+        nd->fold = NULL;
+    }
+    if (g->mode != AMS_PLAN_INFER) return AMS_OK;
+    int *uses = calloc((size_t)n + 1, sizeof *uses);
+    AMS_FAIL_IF(!uses, err, AMS_E_NOMEM, "out of memory planning the graph");
+    for (int j = 0; j < n; j++)
+        for (int k = 0; k < g->nodes[j].nin; k++) uses[g->nodes[j].xs[k]]++;
+    for (int i = 0; i < n; i++) {
+        ams_node *cv = &g->nodes[i];
+        if (cv->op != AMS_OP_CONV2D) continue;
+        int last = i;
+        int bn = sole_consumer(g, uses, i, AMS_OP_BATCHNORM);
+        if (bn >= 0) {
+            const ams_node *b = &g->nodes[bn];
+            for (int k = 1; k < 5 && bn >= 0; k++)
+                if (!ready_before(g, b->xs[k], i)) bn = -1;
+        }
+        if (bn >= 0) last = bn;
+        int act = sole_consumer(g, uses, last, AMS_OP_RELU6);
+        int kind = AMS_CONV_ACT_RELU6;
+        if (act < 0) {
+            act = sole_consumer(g, uses, last, AMS_OP_RELU);
+            kind = AMS_CONV_ACT_RELU;
+        }
+        if (act >= 0) last = act;
+        if (last == i) continue;
+        if (bn >= 0) {
+            size_t wn = g->nodes[cv->xs[1]].numel;
+            cv->fold = malloc((wn + (size_t)cv->conv.oc) * sizeof(float));
+            if (!cv->fold) {
+                free(uses);
+                AMS_FAIL(err, AMS_E_NOMEM, "out of memory planning the graph");
+            }
+            cv->fuse_bn = bn;
+            g->nodes[bn].fused_by = i;
+        }
+        if (act >= 0) {
+            cv->fuse_act = kind;
+            g->nodes[act].fused_by = i;
+        }
+        cv->fuse_last = last;
+    }
+    free(uses);
+    return AMS_OK;
+}
+
 static size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
 
 static int by_size_desc(const void *a, const void *b) {
@@ -128,6 +207,7 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
         for (int i = 0; i < n; i++) g->nodes[i].needs_grad &= reach[i];
     }
     free(reach);
+    AMS_TRY(plan_fusion(g, err));
 
     /* lifetimes */
     interval *iv = calloc((size_t)3 * n + 1, sizeof *iv);
@@ -166,7 +246,11 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
         if (!in_arena(nd)) continue;
         int is_input = nd->op == AMS_OP_INPUT || nd->op == AMS_OP_LABELS;
         /* inputs live across calls: set once, forward any number of times */
-        iv[m++] = (interval){is_input ? 0 : i, (consumers[i] && !is_input) ? vend[i] : inf,
+        /* a fused chain's output is written by its conv (plan_fusion) */
+        long start = is_input ? 0 : (nd->fused_by >= 0 && g->nodes[nd->fused_by].fuse_last == i)
+                                        ? nd->fused_by
+                                        : i;
+        iv[m++] = (interval){start, (consumers[i] && !is_input) ? vend[i] : inf,
                              align_up(nd->numel * (nd->is_u8 ? 1 : sizeof(float))),
                              &nd->value_off, 0};
         if (nd->needs_grad && gstart[i] < inf)

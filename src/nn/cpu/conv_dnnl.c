@@ -29,6 +29,16 @@ static int small_backward(const ams_backend *be, float *din, float *dweight, flo
     return 1;
 }
 
+/* out[i] = act(out[i]) on the calling thread (the paths without a fused epilogue). */
+static void apply_act(float *out, int64_t n, int act) {
+    if (act == AMS_CONV_ACT_RELU)
+        for (int64_t i = 0; i < n; i++) out[i] = out[i] > 0.0f ? out[i] : 0.0f;
+    else if (act == AMS_CONV_ACT_RELU6)
+        for (int64_t i = 0; i < n; i++) out[i] = out[i] > 0.0f ? (out[i] < 6.0f ? out[i] : 6.0f) : 0.0f;
+}
+
+static int64_t out_numel(const ams_conv2d_desc *d) { return (int64_t)d->n * d->oh * d->ow * d->oc; }
+
 #ifdef AMS_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 
@@ -42,6 +52,7 @@ typedef struct prim {
 typedef struct conv_entry {
     ams_conv2d_desc d;
     int has_bias;
+    int act;           /* AMS_CONV_ACT_*: an eltwise post-op of the forward primitive */
     int threads;       /* 1 for convs too small to pay for a parallel region */
     int bad_fwd, bad_bwd_d, bad_bwd_w; /* setup failed: use the reference kernel */
     dnnl_primitive_desc_t fwd_pd;
@@ -80,9 +91,11 @@ static cpu_conv_cache *cache(ams_cpu_state *st) {
 }
 
 static conv_entry *find_entry(ams_cpu_state *st, cpu_conv_cache *c, const ams_conv2d_desc *d,
-                              int has_bias) {
+                              int has_bias, int act) {
     for (size_t i = 0; i < c->n; i++)
-        if (c->e[i]->has_bias == has_bias && !memcmp(&c->e[i]->d, d, sizeof *d)) return c->e[i];
+        if (c->e[i]->has_bias == has_bias && c->e[i]->act == act &&
+            !memcmp(&c->e[i]->d, d, sizeof *d))
+            return c->e[i];
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;
         conv_entry **ne = ams_cpu_alloc(st, cap * sizeof *ne);
@@ -97,6 +110,7 @@ static conv_entry *find_entry(ams_cpu_state *st, cpu_conv_cache *c, const ams_co
     memset(e, 0, sizeof *e);
     e->d = *d;
     e->has_bias = has_bias;
+    e->act = act;
     double macs = (double)d->n * d->oh * d->ow * d->oc * d->kh * d->kw * (d->c / d->groups);
     e->threads = macs < 2e5 ? 1 : st->threads; /* ~50 us of work or less: one thread */
     c->e[c->n++] = e;
@@ -226,7 +240,23 @@ static int setup_fwd(ams_cpu_state *st, cpu_conv_cache *c, conv_entry *e) {
         return 0;
     dnnl_primitive_attr_t a = user_scratch_attr();
     if (!a) return 0;
+    dnnl_post_ops_t po = NULL;
+    if (e->act != AMS_CONV_ACT_NONE) { /* relu = max(x, 0); relu6 = clip(x, 0, 6) */
+        int ok = dnnl_post_ops_create(&po) == dnnl_success &&
+                 dnnl_post_ops_append_eltwise(po, 1.0f,
+                                              e->act == AMS_CONV_ACT_RELU ? dnnl_eltwise_relu
+                                                                          : dnnl_eltwise_clip,
+                                              0.0f, e->act == AMS_CONV_ACT_RELU ? 0.0f : 6.0f) ==
+                     dnnl_success &&
+                 dnnl_primitive_attr_set_post_ops(a, po) == dnnl_success;
+        if (!ok) {
+            if (po) dnnl_post_ops_destroy(po);
+            dnnl_primitive_attr_destroy(a);
+            return 0;
+        }
+    }
     int ok = dnnl_primitive_desc_create(&e->fwd_pd, &cd, a, c->eng, NULL) == dnnl_success;
+    if (po) dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(a);
     if (!ok) return 0;
     static const int args_b[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
@@ -306,12 +336,17 @@ static int setup_bwd_w(ams_cpu_state *st, cpu_conv_cache *c, conv_entry *e) {
 }
 
 /* The entry for d, or NULL when oneDNN cannot serve it (the caller uses the ref kernel). */
-static conv_entry *entry(const ams_backend *be, const ams_conv2d_desc *d, int has_bias) {
+static conv_entry *entry_act(const ams_backend *be, const ams_conv2d_desc *d, int has_bias,
+                             int act) {
     ams_cpu_state *st = state(be);
     if (d->n <= 0 || d->oh <= 0 || d->ow <= 0 || d->h <= 0 || d->w <= 0) return NULL;
     cpu_conv_cache *c = cache(st);
     if (!c || c->bad) return NULL;
-    return find_entry(st, c, d, has_bias);
+    return find_entry(st, c, d, has_bias, act);
+}
+
+static conv_entry *entry(const ams_backend *be, const ams_conv2d_desc *d, int has_bias) {
+    return entry_act(be, d, has_bias, AMS_CONV_ACT_NONE);
 }
 
 /* Weights in the layout of primitive p: reordered into buf (one thread: weights are small),
@@ -375,6 +410,28 @@ void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, 
     conv_entry *e = entry(be, d, bias != NULL);
     if (!e || !ensure_fwd(state(be), state(be)->conv, e)) {
         ams_ref_conv2d_forward(be, out, in, weight, bias, d);
+        return;
+    }
+    conv_fwd_into(be, e, out, in, weight, bias);
+}
+
+/* The forward with the activation as oneDNN's eltwise post-op (one pass over out). */
+void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *in,
+                                const float *weight, const float *bias, const ams_conv2d_desc *d,
+                                int act) {
+    if (act == AMS_CONV_ACT_NONE) {
+        ams_cpu_conv2d_forward(be, out, in, weight, bias, d);
+        return;
+    }
+    if (ams_cpu_conv_small(d)) {
+        ams_cpu_conv_small_forward(out, in, weight, bias, d);
+        apply_act(out, out_numel(d), act);
+        return;
+    }
+    conv_entry *e = entry_act(be, d, bias != NULL, act);
+    if (!e || !ensure_fwd(state(be), state(be)->conv, e)) {
+        ams_ref_conv2d_forward(be, out, in, weight, bias, d);
+        apply_act(out, out_numel(d), act);
         return;
     }
     conv_fwd_into(be, e, out, in, weight, bias);
@@ -514,6 +571,12 @@ void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, 
                             const float *bias, const ams_conv2d_desc *d) {
     if (ams_cpu_conv_small(d)) ams_cpu_conv_small_forward(out, in, weight, bias, d);
     else ams_ref_conv2d_forward(be, out, in, weight, bias, d);
+}
+void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *in,
+                                const float *weight, const float *bias, const ams_conv2d_desc *d,
+                                int act) {
+    ams_cpu_conv2d_forward(be, out, in, weight, bias, d);
+    apply_act(out, out_numel(d), act);
 }
 void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
                              const float *dout, const float *in, const float *weight,

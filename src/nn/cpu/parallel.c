@@ -479,6 +479,7 @@ void ams_cpu_fill_table(ams_backend *be) {
     be->softmax_ce_forward = softmax_ce_fwd;
     be->softmax_ce_backward = softmax_ce_bwd;
     be->conv2d_forward = ams_cpu_conv2d_forward;
+    be->conv2d_forward_act = ams_cpu_conv2d_forward_act;
     be->conv2d_backward = ams_cpu_conv2d_backward;
     be->conv2d_backward_din_set = ams_cpu_conv2d_backward_din_set;
     be->conv2d_transpose_forward = ams_cpu_conv2d_transpose_forward;
