@@ -37,7 +37,8 @@
  * server's workers must be <= slots. A slot serves one job at a time, for any session: the
  * teacher and the trainer are shared by every client through the server's fair scheduler.
  * Per-session state (horizon, ASR, ATR, clock, last label) is persisted with state_save /
- * state_load (file STATE/<id>.compute, "AMSC" v1, atomically replaced, SHA-256 checked).
+ * state_load (file STATE/<id>.compute, "AMSC" v1, atomically replaced, SHA-256 checked;
+ * the format is in src/net/compute_state.h).
  */
 #ifndef AMS_SERVER_TRAINER_H
 #define AMS_SERVER_TRAINER_H

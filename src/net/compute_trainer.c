@@ -1,26 +1,14 @@
 /* compute_trainer.c - the server's real compute (server_trainer.h): uploads decoded, labelled
  * by the teacher, evaluated, added to the session's horizon; ASR and ATR; ams_trainer phases on
- * a pool of slots (one model set and backend per concurrent job); the per-session state file.
- *
- * STATE FILE "AMSC" v1 (little endian): "AMSC", u16 1, u16 0, u32 width, u32 height,
- * f64 clock offset, f64 clock, u32 have_clock, u32 have_last_label, f64 ASR rate,
- * f64 next train time, f64 ATR period, f64 history[5], u32 history n, u32 head,
- * u32 hibernating, u32 0, u64 labelled, u64 phases, u32 entries, u32 0, f64 covered video
- * time (the last upload's end), the last label
- * (width*height bytes, when have_last_label), entries x {f64 t, rgb width*height*3,
- * label width*height}, SHA-256 of every byte before it. */
+ * a pool of slots (one model set and backend per concurrent job). The per-session state and
+ * its file live in compute_state.c. */
 #include "ams/server_trainer.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "ams/backend.h"
 #include "ams/horizon.h"
@@ -28,13 +16,11 @@
 #include "ams/sampling.h"
 #include "ams/schedule.h"
 #include "ams/uplink.h"
-#include "ams/weights_hash.h"
-#include "net/wire.h"
+#include "net/compute_state.h"
 
 #define MAX_FEEDS 32
 #define MAX_UPLOAD_FRAMES 256 /* frames of one upload the compute decodes at most */
-#define STATE_HEAD 152
-#define EVAL_WINDOW 10 /* frames: the reported mIoU is the mean over the last ones */
+#define EVAL_WINDOW AMS_CSTATE_EVAL_WINDOW
 
 typedef struct slot {
     int busy;
@@ -63,21 +49,8 @@ typedef struct tctx {
     pthread_cond_t cv;
     size_t total, npix, tpix;
     size_t hcap; /* horizon entries at most */
+    ams_cstate_cfg scfg; /* what the per-session state depends on */
 } tctx;
-
-typedef struct cstate {
-    ams_horizon *h;
-    ams_asr asr;
-    ams_schedule sched;
-    uint8_t *last_label;
-    int have_last;
-    double toff, clock;
-    double covered; /* end of the video time the uploads cover (last frame + 1/fps) */
-    int have_clock;
-    uint64_t labelled, phases;
-    double win[2][EVAL_WINDOW]; /* per-frame mIoU: the client's model, the pretrained one */
-    int win_n[2], win_head[2];
-} cstate;
 
 void ams_server_trainer_config_default(ams_server_trainer_config *c) {
     memset(c, 0, sizeof *c);
@@ -193,35 +166,12 @@ static void slot_give(tctx *x, slot *s) {
 
 static void state_free(void *vctx, void *state) {
     (void)vctx;
-    cstate *cs = state;
-    if (!cs) return;
-    ams_horizon_free(cs->h);
-    free(cs->last_label);
-    free(cs);
-}
-
-static cstate *state_new(tctx *x, ams_err *err) {
-    cstate *cs = calloc(1, sizeof *cs);
-    if (!cs) {
-        ams_err_set(err, AMS_E_NOMEM, "compute state");
-        return NULL;
-    }
-    cs->h = ams_horizon_new(x->c.height, x->c.width, x->c.memory_len, x->hcap, err);
-    cs->last_label = malloc(x->npix);
-    if (!cs->h || !cs->last_label) {
-        if (cs->h) ams_err_set(err, AMS_E_NOMEM, "compute state");
-        state_free(x, cs);
-        return NULL;
-    }
-    ams_asr_init(&cs->asr);
-    double first = x->c.first_train >= 0 ? x->c.first_train : x->c.train_period;
-    ams_schedule_init(&cs->sched, x->c.train_period, first, x->c.atr);
-    return cs;
+    ams_cstate_free(state);
 }
 
 void ams_server_trainer_state_stats(const void *state, ams_server_trainer_stats *out) {
     memset(out, 0, sizeof *out);
-    const cstate *cs = state;
+    const ams_cstate *cs = state;
     if (!cs) return;
     out->horizon = ams_horizon_count(cs->h);
     out->labelled = cs->labelled;
@@ -254,7 +204,7 @@ static ams_status teacher_label(tctx *x, slot *s, const uint8_t *rgb, uint8_t *l
 
 /* Per-frame mIoU of the student's current params on n frames against labels, into window
  * `which` of cs. */
-static ams_status evaluate(tctx *x, slot *s, cstate *cs, int which, const uint8_t *rgb,
+static ams_status evaluate(tctx *x, slot *s, ams_cstate *cs, int which, const uint8_t *rgb,
                            const uint8_t *labels, int n, ams_err *err) {
     for (int k = 0; k < n; k++) {
         const uint8_t *f = rgb + (size_t)k * x->npix * 3;
@@ -274,7 +224,7 @@ static ams_status evaluate(tctx *x, slot *s, cstate *cs, int which, const uint8_
     return AMS_OK;
 }
 
-static double window_mean(const cstate *cs, int which) {
+static double window_mean(const ams_cstate *cs, int which) {
     if (!cs->win_n[which]) return NAN;
     double sum = 0;
     for (int i = 0; i < cs->win_n[which]; i++) sum += cs->win[which][i];
@@ -282,7 +232,7 @@ static double window_mean(const cstate *cs, int which) {
 }
 
 /* One upload into the session: decode, label, evaluate, ASR, horizon. */
-static ams_status take_upload(tctx *x, slot *s, cstate *cs, ams_compute_job *job,
+static ams_status take_upload(tctx *x, slot *s, ams_cstate *cs, ams_compute_job *job,
                               const ams_net_sample *u, ams_err *err) {
     int cap = (int)(u->head.frames < MAX_UPLOAD_FRAMES ? u->head.frames : MAX_UPLOAD_FRAMES);
     ams_uplink_frames *ft = NULL, *fs = NULL;
@@ -347,7 +297,7 @@ done:
     return st;
 }
 
-static ams_status run_on(tctx *x, slot *s, cstate *cs, ams_compute_job *job, int *changed,
+static ams_status run_on(tctx *x, slot *s, ams_cstate *cs, ams_compute_job *job, int *changed,
                          ams_err *err) {
     int good = 0;
     ams_status bad = AMS_OK;
@@ -392,9 +342,9 @@ static ams_status trainer_run(void *vctx, ams_compute_job *job, int *changed, am
     AMS_FAIL_IF(job->layout->total != x->total, err, AMS_E_SHAPE,
                 "compute: the server's student has %zu parameters, the trainer's %zu",
                 job->layout->total, x->total);
-    cstate *cs = *job->state;
+    ams_cstate *cs = *job->state;
     if (!cs) {
-        cs = state_new(x, err);
+        cs = ams_cstate_new(&x->scfg, err);
         if (!cs) return err && err->code ? err->code : AMS_E_NOMEM;
         *job->state = cs;
     }
@@ -406,168 +356,17 @@ static ams_status trainer_run(void *vctx, ams_compute_job *job, int *changed, am
 
 /* ---- persistence ---- */
 
-typedef struct wfile {
-    int fd, ok;
-    EVP_MD_CTX *md;
-} wfile;
-
-static void wput(wfile *w, const void *p, size_t n) {
-    if (!w->ok) return;
-    if (w->md && EVP_DigestUpdate(w->md, p, n) != 1) w->ok = 0;
-    const uint8_t *b = p;
-    while (w->ok && n) {
-        ssize_t r = write(w->fd, b, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            w->ok = 0;
-            break;
-        }
-        b += r;
-        n -= (size_t)r;
-    }
-}
-
 static ams_status state_save(void *vctx, const void *state, const char *path, ams_err *err) {
     tctx *x = vctx;
-    const cstate *cs = state;
-    char tmp[4200];
-    AMS_FAIL_IF(snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp, err, AMS_E_INVAL,
-                "state path too long");
-    wfile w = {.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), .ok = 1};
-    AMS_FAIL_IF(w.fd < 0, err, AMS_E_IO, "%s: %s", tmp, strerror(errno));
-    w.md = EVP_MD_CTX_new();
-    if (!w.md || EVP_DigestInit_ex(w.md, EVP_sha256(), NULL) != 1) w.ok = 0;
-    size_t count = ams_horizon_count(cs->h);
-    uint8_t h[STATE_HEAD] = {0};
-    memcpy(h, "AMSC", 4);
-    ams_wire_put16(h + 4, 1);
-    ams_wire_put32(h + 8, (uint32_t)x->c.width);
-    ams_wire_put32(h + 12, (uint32_t)x->c.height);
-    ams_wire_putf64(h + 16, cs->toff);
-    ams_wire_putf64(h + 24, cs->clock);
-    ams_wire_put32(h + 32, (uint32_t)cs->have_clock);
-    ams_wire_put32(h + 36, (uint32_t)cs->have_last);
-    ams_wire_putf64(h + 40, cs->asr.rate);
-    ams_wire_putf64(h + 48, cs->sched.next);
-    ams_wire_putf64(h + 56, cs->sched.atr.period);
-    for (int i = 0; i < AMS_ATR_HISTORY; i++) ams_wire_putf64(h + 64 + 8 * i, cs->sched.atr.history[i]);
-    ams_wire_put32(h + 104, (uint32_t)cs->sched.atr.n);
-    ams_wire_put32(h + 108, (uint32_t)cs->sched.atr.head);
-    ams_wire_put32(h + 112, (uint32_t)cs->sched.atr.hibernating);
-    ams_wire_put64(h + 120, cs->labelled);
-    ams_wire_put64(h + 128, cs->phases);
-    ams_wire_put32(h + 136, (uint32_t)count);
-    ams_wire_putf64(h + 144, cs->covered);
-    wput(&w, h, sizeof h);
-    if (cs->have_last) wput(&w, cs->last_label, x->npix);
-    for (size_t i = 0; i < count; i++) {
-        uint8_t t[8];
-        ams_wire_putf64(t, ams_horizon_time(cs->h, i));
-        wput(&w, t, 8);
-        wput(&w, ams_horizon_frame(cs->h, i), x->npix * 3);
-        wput(&w, ams_horizon_label(cs->h, i), x->npix);
-    }
-    uint8_t digest[EVP_MAX_MD_SIZE];
-    unsigned dlen = 0;
-    if (w.ok && (EVP_DigestFinal_ex(w.md, digest, &dlen) != 1 || dlen != AMS_HASH_LEN)) w.ok = 0;
-    EVP_MD_CTX_free(w.md);
-    w.md = NULL;
-    wput(&w, digest, AMS_HASH_LEN);
-    int e = errno;
-    if (w.ok && fsync(w.fd) != 0) w.ok = 0, e = errno;
-    if (close(w.fd) != 0 && w.ok) w.ok = 0, e = errno;
-    if (!w.ok || rename(tmp, path) != 0) {
-        if (w.ok) e = errno;
-        unlink(tmp);
-        AMS_FAIL(err, AMS_E_IO, "%s: %s", path, strerror(e));
-    }
-    return AMS_OK;
+    return ams_cstate_save(&x->scfg, state, path, err);
 }
 
 static ams_status state_load(void *vctx, void **state, const char *path, ams_err *err) {
     tctx *x = vctx;
-    *state = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        AMS_FAIL(err, errno == ENOENT ? AMS_E_NOTFOUND : AMS_E_IO, "%s: %s", path,
-                 strerror(errno));
-    struct stat sb;
-    size_t per = 8 + x->npix * 4;
-    size_t maxn = STATE_HEAD + x->npix + x->hcap * per + AMS_HASH_LEN;
-    uint8_t *buf = NULL;
-    cstate *cs = NULL;
-    ams_status st = AMS_OK;
-    if (fstat(fileno(f), &sb) != 0 || sb.st_size < STATE_HEAD + AMS_HASH_LEN ||
-        (uint64_t)sb.st_size > maxn) {
-        st = ams_err_set(err, AMS_E_FORMAT, "%s: size does not fit this server's settings", path);
-        goto done;
-    }
-    size_t n = (size_t)sb.st_size;
-    buf = malloc(n);
-    if (!buf || fread(buf, 1, n, f) != n) {
-        st = ams_err_set(err, buf ? AMS_E_IO : AMS_E_NOMEM, "%s: cannot read", path);
-        goto done;
-    }
-    uint8_t d[AMS_HASH_LEN];
-    if ((st = ams_sha256(buf, n - AMS_HASH_LEN, d, err)) != AMS_OK) goto done;
-    uint32_t count = ams_wire_get32(buf + 136), have_last = ams_wire_get32(buf + 36);
-    if (memcmp(buf, "AMSC", 4) || ams_wire_get16(buf + 4) != 1 ||
-        memcmp(d, buf + n - AMS_HASH_LEN, AMS_HASH_LEN)) {
-        st = ams_err_set(err, AMS_E_FORMAT, "%s: not a version 1 compute state or corrupt", path);
-        goto done;
-    }
-    if (ams_wire_get32(buf + 8) != (uint32_t)x->c.width ||
-        ams_wire_get32(buf + 12) != (uint32_t)x->c.height || have_last > 1 ||
-        count > x->hcap || n != STATE_HEAD + have_last * x->npix + count * per + AMS_HASH_LEN) {
-        st = ams_err_set(err, AMS_E_FORMAT, "%s: made with other settings (size, horizon)", path);
-        goto done;
-    }
-    if (!(cs = state_new(x, err))) {
-        st = err && err->code ? err->code : AMS_E_NOMEM;
-        goto done;
-    }
-    cs->toff = ams_wire_getf64(buf + 16);
-    cs->clock = ams_wire_getf64(buf + 24);
-    cs->covered = ams_wire_getf64(buf + 144);
-    cs->have_clock = ams_wire_get32(buf + 32) != 0;
-    cs->have_last = (int)have_last;
-    double rate = ams_wire_getf64(buf + 40), next = ams_wire_getf64(buf + 48);
-    double period = ams_wire_getf64(buf + 56);
-    uint32_t hn = ams_wire_get32(buf + 104), hh = ams_wire_get32(buf + 108);
-    int ok = isfinite(cs->toff) && isfinite(cs->clock) && fabs(cs->clock) < 1e12 &&
-             isfinite(cs->covered) &&
-             rate >= cs->asr.rate_min && rate <= cs->asr.rate_max && isfinite(next) &&
-             period > 0 && period <= cs->sched.atr.max_factor * cs->sched.atr.base_period + 1e-9 &&
-             hn <= AMS_ATR_HISTORY && hh < AMS_ATR_HISTORY;
-    for (int i = 0; i < AMS_ATR_HISTORY && ok; i++) {
-        cs->sched.atr.history[i] = ams_wire_getf64(buf + 64 + 8 * i);
-        ok = isfinite(cs->sched.atr.history[i]);
-    }
-    if (!ok) {
-        st = ams_err_set(err, AMS_E_FORMAT, "%s: values out of range", path);
-        goto done;
-    }
-    cs->asr.rate = rate;
-    cs->sched.next = next;
-    cs->sched.atr.period = period;
-    cs->sched.atr.n = (int)hn;
-    cs->sched.atr.head = (int)hh;
-    cs->sched.atr.hibernating = ams_wire_get32(buf + 112) != 0;
-    cs->labelled = ams_wire_get64(buf + 120);
-    cs->phases = ams_wire_get64(buf + 128);
-    const uint8_t *p = buf + STATE_HEAD;
-    if (have_last) memcpy(cs->last_label, p, x->npix), p += x->npix;
-    for (uint32_t i = 0; i < count && st == AMS_OK; i++, p += per)
-        st = ams_horizon_add(cs->h, ams_wire_getf64(p), p + 8, p + 8 + x->npix * 3, err);
-done:
-    free(buf);
-    fclose(f);
-    if (st != AMS_OK) {
-        state_free(x, cs);
-        return st;
-    }
+    ams_cstate *cs = NULL;
+    ams_status st = ams_cstate_load(&x->scfg, path, &cs, err);
     *state = cs;
-    return AMS_OK;
+    return st;
 }
 
 /* ---- lifetime ---- */
@@ -634,6 +433,9 @@ ams_status ams_server_trainer_new(const ams_server_trainer_config *c, ams_comput
     x->tpix = (size_t)c->teacher_width * (size_t)c->teacher_height;
     double cap = c->memory_len * 2 + 16; /* <= 1 frame/s (the ASR bound) plus slack, as sim */
     x->hcap = cap > 100000 ? 100000 : (size_t)cap;
+    x->scfg = (ams_cstate_cfg){.width = c->width, .height = c->height, .memory_len = c->memory_len,
+                               .hcap = x->hcap, .train_period = c->train_period,
+                               .first_train = c->first_train, .atr = c->atr};
     ams_status st = AMS_OK;
     x->slots = calloc((size_t)c->slots, sizeof *x->slots);
     if (!x->slots) st = ams_err_set(err, AMS_E_NOMEM, "server trainer");
