@@ -298,8 +298,10 @@ static int on_frame(ams_server *s, conn *c, const ams_proto_frame *f) {
         ams_server_client_info_get(s, c->sess->id, &i);
         pthread_mutex_lock(&s->mu);
         double rate = c->sess->sample_rate;
-        /* uploads not yet turned into an update (queued, in a job, or its update unsent) */
-        int pending = c->sess->n_pending + c->sess->busy + c->sess->send_pending;
+        /* uploads not yet turned into an update (queued, in a job, or its update unsent),
+         * or a resync still to compute */
+        int pending =
+            c->sess->n_pending + c->sess->busy + c->sess->send_pending + c->sess->resync;
         pthread_mutex_unlock(&s->mu);
         int n = snprintf(buf, sizeof buf,
                          "{\"id\":\"%s\",\"version\":%llu,\"uploads\":%llu,\"updates\":%llu,"
