@@ -27,18 +27,7 @@
 
 #define NCLIENTS 8
 #define TIMEOUT_MS 10000
-
-static char g_dir[256], g_keys[300], g_state[300];
-static ams_params *g_init;
-static ams_server *g_srv;
-static pthread_t g_thread;
-static char g_addr[64];
-
-static void *serve(void *arg) {
-    ams_err e = {0};
-    ams_server_run(arg, &e);
-    return NULL;
-}
+#include "net_testlib.h"
 
 /* A compute whose state counts the session's jobs, persisted through state_save/state_load:
  * the count survives a server restart only through those hooks. */
@@ -92,67 +81,11 @@ static uint64_t compute_count(const char *id) {
 }
 
 static int server_start(void) {
-    ams_server_config c;
-    ams_server_config_default(&c);
-    c.listen = "127.0.0.1:0";
-    c.keys_dir = g_keys;
-    c.state_dir = g_state;
-    c.initial = g_init;
-    c.workers = 2;
-    c.compute = (ams_compute){.run = count_run, .state_free = count_free,
-                              .state_save = count_save, .state_load = count_load};
-    ams_err e = {0};
-    g_srv = ams_server_new(&c, &e);
-    CHECKF(g_srv, "%s", e.msg);
-    snprintf(g_addr, sizeof g_addr, "127.0.0.1:%d", ams_server_port(g_srv));
-    CHECK(pthread_create(&g_thread, NULL, serve, g_srv) == 0);
-    return 0;
+    return net_server_start((ams_compute){.run = count_run, .state_free = count_free,
+                                          .state_save = count_save, .state_load = count_load});
 }
 
-static void server_stop(void) {
-    ams_server_stop(g_srv);
-    pthread_join(g_thread, NULL);
-    ams_server_free(g_srv);
-    g_srv = NULL;
-}
-
-/* ---- an honest edge: holds weights, applies verified updates ---- */
-typedef struct edge {
-    char id[16];
-    uint8_t key[32];
-    ams_client *c;
-    float *w;
-    uint64_t version;
-    int uploads;
-} edge;
-
-static int edge_connect(edge *d) {
-    ams_msg_hello h = {.last_version = d->version};
-    strcpy(h.client_id, d->id);
-    strcpy(h.model_id, "test");
-    ams_err e = {0};
-    CHECK(ams_weights_hash(d->w, g_init->total, h.weights_hash, &e) == AMS_OK);
-    ams_msg_welcome wel;
-    CHECKF(ams_client_open(&d->c, g_addr, &h, d->key, TIMEOUT_MS, &wel, &e) == AMS_OK, "%s: %s",
-           d->id, e.msg);
-    CHECK(wel.total == g_init->total);
-    return 0;
-}
-
-static int edge_upload(edge *d, size_t n) {
-    uint8_t *p = malloc(AMS_MSG_UPLOAD_HEAD_BYTES + n);
-    CHECK(p);
-    ams_msg_upload_head h = {.frames = 1, .width = 64, .height = 48, .fps = 1,
-                             .t_first = d->uploads, .t_last = d->uploads};
-    ams_msg_upload_head_pack(&h, p);
-    for (size_t i = 0; i < n; i++) p[AMS_MSG_UPLOAD_HEAD_BYTES + i] = (uint8_t)(i * 31 + d->uploads + d->id[3]);
-    d->uploads++;
-    ams_err e = {0};
-    ams_status s = ams_client_send(d->c, AMS_MSG_UPLOAD, p, AMS_MSG_UPLOAD_HEAD_BYTES + n, &e);
-    free(p);
-    CHECKF(s == AMS_OK, "%s", e.msg);
-    return 0;
-}
+static void server_stop(void) { net_server_stop(); }
 
 /* Waits for the next update; apply = 0 drops it (a client that missed it). Checks the
  * update's stated hash against the weights after applying. */
@@ -199,7 +132,6 @@ static int edge_matches_server(const edge *d) {
     return 0;
 }
 
-static edge g_edges[NCLIENTS];
 
 /* One round: every edge uploads, then every edge gets and applies its update. */
 static int round_all(void) {
@@ -448,43 +380,15 @@ static int test_restart(void) {
 }
 
 static int setup(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/ams_test_net_XXXXXX");
-    CHECK(mkdtemp(g_dir));
-    snprintf(g_keys, sizeof g_keys, "%s/keys", g_dir);
-    snprintf(g_state, sizeof g_state, "%s/state", g_dir);
-    CHECK(mkdir(g_keys, 0700) == 0 && mkdir(g_state, 0700) == 0);
+    CHECK(net_fixture_setup("net", 7) == 0);
     ams_err e = {0};
-    g_init = ams_params_new();
-    CHECK(ams_params_add(g_init, "a/weights", 2, (int64_t[]){40, 50}, 1, &e) >= 0);
-    CHECK(ams_params_add(g_init, "a/bias", 1, (int64_t[]){50}, 1, &e) >= 0);
-    CHECK(ams_params_add(g_init, "b/weights", 4, (int64_t[]){3, 3, 8, 16}, 1, &e) >= 0);
-    CHECK(ams_params_alloc(g_init, &e) == AMS_OK);
-    ams_rng rng;
-    ams_rng_seed(&rng, 7);
-    for (size_t i = 0; i < g_init->total; i++) g_init->values[i] = ams_rng_normal(&rng);
-    for (int i = 0; i < NCLIENTS; i++) {
-        edge *d = &g_edges[i];
-        snprintf(d->id, sizeof d->id, "cam%d", i);
-        CHECK(ams_netkey_generate(g_keys, d->id, 0, &e) == AMS_OK);
-        CHECK(ams_netkey_load_id(g_keys, d->id, d->key, &e) == AMS_OK);
-        d->w = malloc(g_init->total * sizeof(float));
-        CHECK(d->w);
-        memcpy(d->w, g_init->values, g_init->total * sizeof(float));
-    }
     CHECK(ams_netkey_generate(g_keys, "rogue", 0, &e) == AMS_OK);
     return server_start();
 }
 
 static void teardown(void) {
-    for (int i = 0; i < NCLIENTS; i++) {
-        ams_client_free(g_edges[i].c);
-        free(g_edges[i].w);
-    }
     if (g_srv) server_stop();
-    ams_params_free(g_init);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    net_fixture_teardown();
 }
 
 int main(int argc, char **argv) {
