@@ -13,6 +13,8 @@
  *     ams_client_free(c);
  * A frame's payload stays valid until the next ams_client_recv. An ERROR frame from the server
  * is returned as AMS_E_IO with its code and text in err (and *server_code when asked).
+ * TLS: ams_client_open_tls with a client context (tls.h) runs the TLS 1.3 handshake first and
+ * verifies the server's certificate; the frames inside are the same.
  * One client per thread at a time.
  */
 #ifndef AMS_CLIENT_H
@@ -23,6 +25,7 @@
 
 #include "ams/proto.h"
 #include "ams/status.h"
+#include "ams/tls.h"
 
 typedef struct ams_client ams_client;
 
@@ -32,6 +35,13 @@ typedef struct ams_client ams_client;
 ams_status ams_client_open(ams_client **out, const char *hostport, const ams_msg_hello *hello,
                            const uint8_t psk[AMS_PROTO_KEY_BYTES], int timeout_ms,
                            ams_msg_welcome *welcome, ams_err *err);
+/* ams_client_open over TLS when tls is non-NULL (a context from ams_tls_client_new; the
+ * server's name defaults to HOST): the handshake, certificate check included, is bounded by
+ * timeout_ms too. @return as ams_client_open; AMS_E_IO with "not trusted" in err when the
+ * server's certificate fails verification. tls must outlive the client. */
+ams_status ams_client_open_tls(ams_client **out, const char *hostport, const ams_tls *tls,
+                               const ams_msg_hello *hello, const uint8_t psk[AMS_PROTO_KEY_BYTES],
+                               int timeout_ms, ams_msg_welcome *welcome, ams_err *err);
 void ams_client_free(ams_client *c);
 
 /* Sends one frame (blocking until written). @return AMS_OK, AMS_E_IO, AMS_E_RANGE (too big). */
@@ -44,7 +54,8 @@ ams_status ams_client_recv(ams_client *c, int timeout_ms, ams_proto_frame *f, in
                            ams_err *err);
 /* Bytes sent and received on the socket so far (frames, headers and MACs included). */
 void ams_client_bytes(const ams_client *c, uint64_t *sent, uint64_t *received);
-/* The socket (for poll). */
+/* The socket. Over TLS, bytes may wait inside TLS while the socket shows nothing: poll it only
+ * with a short timeout, then call ams_client_recv anyway. */
 int ams_client_fd(const ams_client *c);
 
 #endif

@@ -28,6 +28,9 @@
  * Every stats_period seconds the network thread asks for the server's STATS of this client:
  * its sample_rate becomes the edge's sampling rate (ASR between connections), its mIoU
  * figures land in ams_edge_stats.
+ * TLS (tls_ca): every connection runs TLS 1.3 and verifies the server's certificate; a failure
+ * (not trusted, wrong name, a plain server) is a connection failure like any other: retried
+ * with the backoff, its reason in ams_edge_stats.last_error.
  */
 #ifndef AMS_EDGE_H
 #define AMS_EDGE_H
@@ -55,6 +58,11 @@ typedef struct ams_edge_config {
     double stats_period;             /* seconds between STATS requests (1; 0: never): the
                                       * answer carries the ASR rate (adopted) and the
                                       * server's mIoU of this client's model */
+    const char *tls_ca;              /* PEM file of the certificate(s) to trust: TLS 1.3 to the
+                                      * server, whose certificate is verified (tls.h); NULL:
+                                      * plain TCP */
+    const char *tls_name;            /* name to check in the server's certificate (NULL: the
+                                      * HOST of `server`; an IP address is checked as one) */
 } ams_edge_config;
 
 void ams_edge_config_default(ams_edge_config *c);

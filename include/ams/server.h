@@ -16,6 +16,12 @@
  * reader) gets an error message and closes that connection only; the loop never blocks on
  * compute or disk writes of session state (workers do those).
  *
+ * TLS (tls_cert + tls_key): every connection is TLS 1.3 (transport.h in src/net); the TLS
+ * handshake is non-blocking like everything else and counts against handshake_s, so a client
+ * that stalls in it holds nobody up and is closed in time. Inside TLS the AMSP frames are
+ * unchanged. A client that sends plain AMSP gets a plain error 103 (MACed with the all-zero key)
+ * and is closed; any other broken handshake is closed silently (totals.tls_failures).
+ *
  * Sessions: created at a client's first hello, from state_dir/<id>.session if present (so a
  * restarted server resumes), else from the initial weights. The server keeps a mirror: exactly
  * the weights the client holds after the updates it was sent. An update is persisted (temp file
@@ -54,6 +60,7 @@
 #define AMS_SERVER_ERR_UNKNOWN_WEIGHTS 100     /* error code: the client's weights are unknown */
 #define AMS_SERVER_ERR_REPLACED 101            /* error code: a newer connection took the id */
 #define AMS_SERVER_ERR_OVERLOAD 102            /* error code: too many connections or sessions */
+#define AMS_SERVER_ERR_TLS_REQUIRED 103        /* error code: plain AMSP sent to a TLS server */
 
 /* One upload as the compute sees it. */
 typedef struct ams_net_sample {
@@ -112,7 +119,11 @@ typedef struct ams_server_config {
     int max_conns;           /* open connections (256) */
     int max_pending;         /* uploads queued per session; beyond it the oldest is dropped (64) */
     double sample_rate;      /* initial ASR rate told to clients (1.0 frames/s) */
-    double handshake_s;      /* seconds a connection may take to send its hello (10) */
+    double handshake_s;      /* seconds a connection may take to send its hello, TLS
+                              * handshake included (10) */
+    const char *tls_cert;    /* PEM certificate (chain) file: TLS 1.3 on every connection
+                              * (tls.h); NULL: plain TCP */
+    const char *tls_key;     /* PEM private key of tls_cert (both or neither) */
     /* Optional, called on a worker after an update is persisted and before it is sent (keep
      * it short; it must not call back into the server): client id, new version and weights
      * hash, update payload bytes, training lag (s), the job's mIoU figures (NaN: none). */
@@ -162,6 +173,8 @@ typedef struct ams_server_totals {
     uint64_t by_reason[AMS_PROTO_INTERNAL + 1]; /* rejections per ams_proto_reject */
     uint64_t handshakes;  /* authenticated hellos */
     uint64_t jobs;        /* compute jobs run */
+    uint64_t tls_failures; /* TLS connections closed before or in the TLS handshake (a plain
+                            * client, a client that does not trust us, a broken handshake) */
 } ams_server_totals;
 void ams_server_totals_get(ams_server *s, ams_server_totals *out);
 

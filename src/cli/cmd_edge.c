@@ -10,6 +10,7 @@
 #include "ams/edge.h"
 #include "ams/netkey.h"
 #include "ams/tfjs.h"
+#include "ams/tls.h"
 #include "ams/video.h"
 #include "cli/cli_common.h"
 #include "cli/cli_model.h"
@@ -20,7 +21,7 @@ static const char *const HELP =
     "usage: ams edge --server HOST:PORT --id NAME --key FILE --video V [--fast]\n"
     "                [--model M] [--width W --height H] [--seconds T] [--period S] [--kbps B]\n"
     "                [--drain S] [--queue N] [--stats-period S] [--quiet] [--threads N]\n"
-    "                [--backend cpu|ref]\n"
+    "                [--backend cpu|ref] [--tls-ca FILE [--tls-name NAME]]\n"
     "  Runs the student M (default selfie; the server's --student) on every frame of V (a file\n"
     "  or /dev/videoN) at W x H (default: the model's size), at the source's pace or, with\n"
     "  --fast, as fast as it can; uploads sampled frames (H.264 at B Kbps, 150; one upload per\n"
@@ -32,7 +33,11 @@ static const char *const HELP =
     "  uploaded frames (a server with --teacher).\n"
     "  The last stdout line is JSON: frames, fps, updates_applied, updates_rejected,\n"
     "  model_version, model_hash, uplink_kbps, downlink_kbps, server_miou,\n"
-    "  server_miou_pretrained, ...\n";
+    "  server_miou_pretrained, ...\n"
+    "  --tls-ca FILE  TLS 1.3 to a server run with --tls-cert: FILE (PEM) is the certificate to\n"
+    "                trust (the server's cert.pem from ams keygen --tls-cert, or its CA); the\n"
+    "                server's certificate must chain to it and carry the server's name\n"
+    "  --tls-name NAME  the name to check (default: HOST of --server; an IP is checked as one)\n";
 
 /* A JSON number, or null for NaN. */
 static const char *jnum(char buf[32], double v) {
@@ -68,10 +73,12 @@ static void show_live(ams_edge *e, live *lv, const char *id, double t, long fram
                  ls.server_miou_pretrained);
     double vt = t > 0 ? t : 1;
     fprintf(stderr, "ams edge [%s]: t %.1f s, %.1f fps, model v%llu, %s, %llu frames labelled, "
-                    "up %.0f Kbps, down %.1f Kbps%s\n", id, t,
+                    "up %.0f Kbps, down %.1f Kbps%s%s%s%s\n", id, t,
             frames / (now - t0 > 0 ? now - t0 : 1), (unsigned long long)ls.model_version, acc,
             (unsigned long long)ls.server_labelled, ls.bytes_up * 8.0 / 1000.0 / vt,
-            ls.bytes_down * 8.0 / 1000.0 / vt, ls.connected ? "" : " (not connected)");
+            ls.bytes_down * 8.0 / 1000.0 / vt, ls.connected ? "" : " (not connected",
+            ls.connected ? "" : ls.last_error[0] ? ": " : "", ls.connected ? "" : ls.last_error,
+            ls.connected ? "" : ")");
     lv->labelled = ls.server_labelled;
     lv->shown_at = now;
 }
@@ -85,7 +92,7 @@ static void sleep_s(double s) {
 int ams_cmd_edge(int argc, char **argv) {
     const char *cmd = "edge";
     const char *server = NULL, *id = NULL, *keyfile = NULL, *video = NULL, *model = "selfie";
-    const char *backend = NULL;
+    const char *backend = NULL, *tls_ca = NULL, *tls_name = NULL;
     int fast = 0, quiet = 0;
     long width = 0, height = 0, threads = 1, queue = 4;
     double seconds = -1, period = 10, kbps = 150, drain = 10, stats_period = 1;
@@ -112,6 +119,8 @@ int ams_cmd_edge(int argc, char **argv) {
         else if (!strcmp(a, "--video")) video = v;
         else if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--backend")) backend = v;
+        else if (!strcmp(a, "--tls-ca")) tls_ca = v;
+        else if (!strcmp(a, "--tls-name")) tls_name = v;
         else if (!strcmp(a, "--width")) ok = cli_int(v, 16, 4096, &width);
         else if (!strcmp(a, "--height")) ok = cli_int(v, 16, 4096, &height);
         else if (!strcmp(a, "--threads")) ok = cli_int(v, 1, 1024, &threads);
@@ -127,6 +136,7 @@ int ams_cmd_edge(int argc, char **argv) {
     if (!server || !id || !keyfile || !video)
         return cli_usage_error(cmd, "--server, --id, --key and --video are required");
     if (!ams_proto_id_valid(id)) return cli_usage_error(cmd, "bad --id '%s'", id);
+    if (tls_name && !tls_ca) return cli_usage_error(cmd, "--tls-name goes with --tls-ca");
     if ((width == 0) != (height == 0) || (width & 1) || (height & 1))
         return cli_usage_error(cmd, "--width and --height go together and must be even");
     cli_video_quiet_ffmpeg();
@@ -137,6 +147,11 @@ int ams_cmd_edge(int argc, char **argv) {
     ams_edge_config_default(&ec);
     if (ams_netkey_load(keyfile, ec.key, &err) != AMS_OK)
         return cli_fail(cmd, &err, "make keys with: ams keygen --id NAME --keys DIR");
+    if (tls_ca) { /* fail now, not after loading the model (the edge makes its own) */
+        ams_tls *t = ams_tls_client_new(tls_ca, tls_name, &err);
+        if (!t) return cli_fail(cmd, &err, "--tls-ca takes the server's cert.pem (ams keygen --tls-cert)");
+        ams_tls_free(t);
+    }
     cli_model cm;
     if (cli_model_resolve(cmd, model, &cm) != CLI_OK) return CLI_FAIL;
     const ams_backend *be = cli_backend_threads(cmd, backend, threads);
@@ -194,6 +209,8 @@ int ams_cmd_edge(int argc, char **argv) {
     ec.kbps = kbps;
     ec.queue_max = (int)queue;
     ec.stats_period = stats_period;
+    ec.tls_ca = tls_ca;
+    ec.tls_name = tls_name;
     e = ams_edge_new(&ec, p->values, &err);
     if (!e) goto fail;
 

@@ -13,6 +13,7 @@
 #include "ams/server.h"
 #include "ams/server_trainer.h"
 #include "ams/tfjs.h"
+#include "ams/tls.h"
 #include "ams/weights_hash.h"
 #include "cli/cli_common.h"
 #include "cli/cli_model.h"
@@ -26,7 +27,7 @@ static const char *const HELP =
     "                  [--train-period T] [--first-train S] [--memory S] [--seed N]\n"
     "                  [--no-restore] [--no-asr] [--no-atr] [--no-eval] [--feed NAME=V ...]\n"
     "                  [--workers N] [--threads N] [--backend cpu|ref] [--stats-every S]\n"
-    "                  [--synthetic N]\n"
+    "                  [--synthetic N] [--tls-cert FILE --tls-key FILE]\n"
     "  --keys DIR    client keys, DIR/<id>.key (ams keygen); read at each hello\n"
     "  --state DIR   session state (created 0700): a restarted server resumes every session\n"
     "                (weights, version, horizon, ASR/ATR state)\n"
@@ -50,6 +51,10 @@ static const char *const HELP =
     "  --threads N   kernel threads per worker (default: the cores / workers, at least 1)\n"
     "  --stats-every S  seconds between metrics lines (10)\n"
     "  --synthetic N a synthetic N-float model and the stub compute (tests)\n"
+    "  --tls-cert FILE --tls-key FILE   TLS 1.3 on every connection (PEM certificate and key;\n"
+    "                make a self-signed pair with: ams keygen --tls-cert DIR); edges then need\n"
+    "                --tls-ca with that certificate. The client keys still authenticate the\n"
+    "                edges; TLS adds encryption. Plain edges are refused (error 103)\n"
     "Each update is logged on stderr (client, version, hash, bytes, lag, mIoU); metrics JSON\n"
     "lines go to stderr and STATE/metrics.jsonl. Stops on SIGINT/SIGTERM; the last stdout line\n"
     "is the final metrics JSON.\n";
@@ -95,7 +100,7 @@ static void log_stats(ams_server *s, const char *state, FILE *out) {
 int ams_cmd_server(int argc, char **argv) {
     const char *cmd = "server";
     const char *listen = NULL, *keys = NULL, *state = NULL, *student = "selfie", *teacher = NULL;
-    const char *backend = "cpu";
+    const char *backend = "cpu", *tls_cert = NULL, *tls_key = NULL;
     long workers = 1, every = 10, synthetic = 0, threads = -1, width = 0, height = 0, tw = 0,
          th = 0;
     char *feeds[CLI_MAX_FEEDS];
@@ -124,6 +129,8 @@ int ams_cmd_server(int argc, char **argv) {
         else if (!strcmp(a, "--student")) student = v;
         else if (!strcmp(a, "--teacher")) teacher = v;
         else if (!strcmp(a, "--backend")) backend = v;
+        else if (!strcmp(a, "--tls-cert")) tls_cert = v;
+        else if (!strcmp(a, "--tls-key")) tls_key = v;
         else if (!strcmp(a, "--feed")) {
             if (nfeeds >= CLI_MAX_FEEDS) return cli_usage_error(cmd, "more than %d --feed", CLI_MAX_FEEDS);
             feeds[nfeeds++] = v;
@@ -159,11 +166,17 @@ int ams_cmd_server(int argc, char **argv) {
     if (synthetic && teacher)
         return cli_usage_error(cmd, "--synthetic runs the stub compute: no --teacher");
     if (nfeeds && !teacher) return cli_usage_error(cmd, "--feed is for the --teacher");
+    if (!tls_cert != !tls_key) return cli_usage_error(cmd, "--tls-cert and --tls-key go together");
     struct stat st;
     ams_err err = {0};
     if (stat(keys, &st) != 0 || !S_ISDIR(st.st_mode)) {
         ams_err_set(&err, AMS_E_NOTFOUND, "--keys %s is not a folder", keys);
         return cli_fail(cmd, &err, "create keys with: ams keygen --id NAME --keys DIR");
+    }
+    if (tls_cert) { /* fail now, not after loading the models */
+        ams_tls *t = ams_tls_server_new(tls_cert, tls_key, &err);
+        if (!t) return cli_fail(cmd, &err, "make a self-signed pair with: ams keygen --tls-cert DIR");
+        ams_tls_free(t);
     }
     if (mkdir(state, 0700) != 0 && errno != EEXIST) {
         ams_err_set(&err, AMS_E_IO, "--state %s: %s", state, strerror(errno));
@@ -239,6 +252,8 @@ int ams_cmd_server(int argc, char **argv) {
     c.workers = (int)workers;
     if (comp.run) c.compute = comp;
     c.on_update = on_update;
+    c.tls_cert = tls_cert;
+    c.tls_key = tls_key;
     /* signals are taken by this thread only (sigtimedwait), never by the loop or workers */
     sigset_t set;
     sigemptyset(&set);
@@ -254,8 +269,8 @@ int ams_cmd_server(int argc, char **argv) {
                         "video (ATR %s), horizon %g s, ASR %s\n", tc.train.iters, tc.train.batch,
                 ams_strategy_name(tc.train.strategy), tc.train.fraction, tc.train_period,
                 tc.atr ? "on" : "off", tc.memory_len, tc.asr ? "on" : "off");
-    fprintf(stderr, "ams server: listening on %s (port %d), %zu parameters, %ld worker(s)\n",
-            listen, ams_server_port(ra.s), initial->total, workers);
+    fprintf(stderr, "ams server: listening on %s (port %d%s), %zu parameters, %ld worker(s)\n",
+            listen, ams_server_port(ra.s), tls_cert ? ", TLS" : "", initial->total, workers);
     pthread_t t;
     if (pthread_create(&t, NULL, serve, &ra) != 0) {
         ams_server_free(ra.s);

@@ -1,8 +1,10 @@
-/* client.c - the client end of an AMSP connection: TCP connect, hello/welcome handshake with
- * the session key, blocking sends and receives of verified frames with timeouts. */
+/* client.c - the client end of an AMSP connection: TCP connect, optional TLS (transport.h),
+ * hello/welcome handshake with the session key, blocking sends and receives of verified frames
+ * with timeouts (the socket itself is non-blocking; poll waits). */
 #include "ams/client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,10 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net/transport.h"
+
 #define RBUF_MAX (AMS_PROTO_HEADER_BYTES + ((size_t)8 << 20) + AMS_PROTO_MAC_BYTES)
 
 struct ams_client {
-    int fd;
+    ams_xport x;                      /* the socket, plain or TLS */
+    int timeout_ms;                   /* a send that makes no progress for this long fails */
     ams_proto_dec dec;
     uint8_t key[AMS_PROTO_KEY_BYTES]; /* send key: psk, then the session key */
     uint64_t seq;
@@ -35,7 +40,18 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-static ams_status dial(const char *hostport, int timeout_ms, int *out, ams_err *err) {
+/* Waits until the socket is readable (want AMS_XPORT_WANT_READ) or writable, up to ms.
+ * @return 1 ready, 0 timed out, -1 poll failed. */
+static int wait_fd(int fd, int want, double ms) {
+    if (ms <= 0) return 0;
+    struct pollfd p = {.fd = fd, .events = want == AMS_XPORT_WANT_READ ? POLLIN : POLLOUT};
+    int r = poll(&p, 1, (int)ms + 1);
+    if (r < 0 && errno == EINTR) return 1; /* the caller loops and checks its deadline */
+    return r < 0 ? -1 : r > 0;
+}
+
+static ams_status dial(const char *hostport, int timeout_ms, int *out, char *host_out,
+                       size_t host_cap, ams_err *err) {
     char host[256];
     const char *colon = strrchr(hostport, ':');
     AMS_FAIL_IF(!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host, err,
@@ -61,13 +77,20 @@ static ams_status dial(const char *hostport, int timeout_ms, int *out, ams_err *
         AMS_FAIL(err, AMS_E_IO, "connect %s: %s", hostport, strerror(e));
     }
     freeaddrinfo(ai);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        AMS_FAIL(err, AMS_E_IO, "fcntl: %s", strerror(e));
+    }
+    snprintf(host_out, host_cap, "%s", host);
     *out = fd;
     return AMS_OK;
 }
 
 void ams_client_free(ams_client *c) {
     if (!c) return;
-    if (c->fd >= 0) close(c->fd);
+    ams_xport_close(&c->x);
     free(c->rbuf);
     ams_proto_buf_free(&c->wbuf);
     OPENSSL_cleanse(c->key, sizeof c->key);
@@ -80,15 +103,19 @@ ams_status ams_client_send(ams_client *c, int type, const void *payload, size_t 
     c->wbuf.len = 0;
     AMS_TRY(ams_proto_encode(&c->wbuf, type, ++c->seq, c->key, payload, len, err));
     size_t off = 0;
+    double deadline = now_ms() + c->timeout_ms;
     while (off < c->wbuf.len) {
-        ssize_t w = send(c->fd, c->wbuf.data + off, c->wbuf.len - off, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            AMS_FAIL(err, AMS_E_IO, "send: %s",
-                     w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? "timed out"
-                                                                        : strerror(errno));
+        ssize_t w = ams_xport_write(&c->x, c->wbuf.data + off, c->wbuf.len - off, err);
+        if (w == AMS_XPORT_WANT_READ || w == AMS_XPORT_WANT_WRITE) {
+            int r = wait_fd(c->x.fd, (int)w, deadline - now_ms());
+            AMS_FAIL_IF(r == 0, err, AMS_E_IO, "send: timed out");
+            AMS_FAIL_IF(r < 0, err, AMS_E_IO, "poll: %s", strerror(errno));
+            continue;
+        }
+        if (w <= 0) return err ? err->code : AMS_E_IO;
         off += (size_t)w;
         c->sent += (uint64_t)w;
+        deadline = now_ms() + c->timeout_ms;
     }
     return AMS_OK;
 }
@@ -142,13 +169,6 @@ ams_status ams_client_recv(ams_client *c, int timeout_ms, ams_proto_frame *f, in
             }
             return AMS_OK;
         }
-        double left = deadline - now_ms();
-        if (left <= 0) return AMS_OK; /* timeout: f->type == 0 */
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)left + 1);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) AMS_FAIL(err, AMS_E_IO, "poll: %s", strerror(errno));
-        if (r == 0) continue;
         if (c->rcap - c->rlen < 65536 && c->rcap < RBUF_MAX) {
             size_t cap = c->rcap ? c->rcap * 2 : 65536;
             if (cap > RBUF_MAX) cap = RBUF_MAX;
@@ -158,21 +178,58 @@ ams_status ams_client_recv(ams_client *c, int timeout_ms, ams_proto_frame *f, in
             c->rcap = cap;
         }
         AMS_FAIL_IF(c->rlen == c->rcap, err, AMS_E_INTERNAL, "receive buffer full");
-        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-        if (n <= 0) AMS_FAIL(err, AMS_E_IO, "connection closed by the server");
+        ssize_t n = ams_xport_read(&c->x, c->rbuf + c->rlen, c->rcap - c->rlen, err);
+        if (n == AMS_XPORT_WANT_READ || n == AMS_XPORT_WANT_WRITE) {
+            double left = deadline - now_ms();
+            if (left <= 0) return AMS_OK; /* timeout: f->type == 0 */
+            int r = wait_fd(c->x.fd, (int)n, left);
+            if (r < 0) AMS_FAIL(err, AMS_E_IO, "poll: %s", strerror(errno));
+            continue;
+        }
+        if (n == AMS_XPORT_ERROR) return err ? err->code : AMS_E_IO;
+        if (n == 0) AMS_FAIL(err, AMS_E_IO, "connection closed by the server");
         c->rlen += (size_t)n;
         c->received += (uint64_t)n;
+    }
+}
+
+/* The TLS handshake on the fresh connection, bounded by timeout_ms. */
+static ams_status tls_handshake(ams_client *c, const char *hostport, int timeout_ms,
+                                ams_err *err) {
+    double deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int h = ams_xport_handshake(&c->x, err);
+        if (h == AMS_XPORT_DONE) return AMS_OK;
+        if (h == AMS_XPORT_ERROR) {
+            if (!err) return AMS_E_IO;
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return ams_err_set(err, AMS_E_IO, "%s: %.900s%s", hostport, why,
+                               strstr(why, "not trusted") ? ""
+                                                          : " (does the server run with "
+                                                            "--tls-cert?)");
+        }
+        int r = wait_fd(c->x.fd, h, deadline - now_ms());
+        AMS_FAIL_IF(r == 0, err, AMS_E_IO, "%s: no TLS handshake within %d ms", hostport,
+                    timeout_ms);
+        AMS_FAIL_IF(r < 0, err, AMS_E_IO, "poll: %s", strerror(errno));
     }
 }
 
 ams_status ams_client_open(ams_client **out, const char *hostport, const ams_msg_hello *hello,
                            const uint8_t psk[AMS_PROTO_KEY_BYTES], int timeout_ms,
                            ams_msg_welcome *welcome, ams_err *err) {
+    return ams_client_open_tls(out, hostport, NULL, hello, psk, timeout_ms, welcome, err);
+}
+
+ams_status ams_client_open_tls(ams_client **out, const char *hostport, const ams_tls *tls,
+                               const ams_msg_hello *hello, const uint8_t psk[AMS_PROTO_KEY_BYTES],
+                               int timeout_ms, ams_msg_welcome *welcome, ams_err *err) {
     *out = NULL;
     ams_client *c = calloc(1, sizeof *c);
     AMS_FAIL_IF(!c, err, AMS_E_NOMEM, "client");
-    c->fd = -1;
+    c->x.fd = -1;
+    c->timeout_ms = timeout_ms;
     ams_proto_dec_init(&c->dec, AMS_PROTO_ROLE_CLIENT);
     ams_proto_dec_set_key(&c->dec, psk);
     memcpy(c->key, psk, AMS_PROTO_KEY_BYTES);
@@ -184,7 +241,13 @@ ams_status ams_client_open(ams_client **out, const char *hostport, const ams_msg
     if (RAND_bytes(h.nonce, sizeof h.nonce) != 1)
         st = ams_err_set(err, AMS_E_INTERNAL, "RAND_bytes failed");
     if (st == AMS_OK) st = ams_msg_hello_pack(&h, buf, sizeof buf, &n, err);
-    if (st == AMS_OK) st = dial(hostport, timeout_ms, &c->fd, err);
+    int fd = -1;
+    char host[256];
+    if (st == AMS_OK) st = dial(hostport, timeout_ms, &fd, host, sizeof host, err);
+    if (st == AMS_OK && (st = ams_xport_start(&c->x, fd, tls, AMS_XPORT_CLIENT, host, err)) !=
+                            AMS_OK)
+        close(fd);
+    if (st == AMS_OK && tls) st = tls_handshake(c, hostport, timeout_ms, err);
     if (st == AMS_OK) st = ams_client_send(c, AMS_MSG_HELLO, buf, n, err);
     if (st == AMS_OK) st = ams_client_recv(c, timeout_ms, &f, NULL, err);
     if (st == AMS_OK && f.type != AMS_MSG_WELCOME)
@@ -208,4 +271,4 @@ void ams_client_bytes(const ams_client *c, uint64_t *sent, uint64_t *received) {
     *received = c->received;
 }
 
-int ams_client_fd(const ams_client *c) { return c->fd; }
+int ams_client_fd(const ams_client *c) { return c->x.fd; }

@@ -12,6 +12,7 @@
 
 #include "ams/client.h"
 #include "ams/server.h"
+#include "ams/tls.h"
 #include "ams/update_codec.h"
 #include "ams/uplink.h"
 #include "ams/weights_hash.h"
@@ -35,6 +36,7 @@ struct ams_edge {
     float *values;   /* the caller's live weights (inference thread only) */
     float *initial;  /* copy of the pretrained weights */
     size_t frame_bytes;
+    ams_tls *tls;    /* NULL: plain TCP */
     pthread_t thread;
     int started;
     pthread_mutex_t mu;
@@ -212,8 +214,8 @@ static void *net_main(void *arg) {
             ams_msg_welcome w;
             ams_err err = {0};
             int code = 0;
-            ams_status s =
-                ams_client_open(&c, e->cfg.server, &h, e->cfg.key, e->cfg.timeout_ms, &w, &err);
+            ams_status s = ams_client_open_tls(&c, e->cfg.server, e->tls, &h, e->cfg.key,
+                                               e->cfg.timeout_ms, &w, &err);
             if (s != AMS_OK && strstr(err.msg, "server error 100")) code = 100;
             pthread_mutex_lock(&e->mu);
             if (s != AMS_OK) {
@@ -309,7 +311,8 @@ static void *net_main(void *arg) {
 ams_edge *ams_edge_new(const ams_edge_config *c, float *values, ams_err *err) {
     if (!c || !c->server || !c->id || !ams_proto_id_valid(c->id) || !c->initial || !values ||
         c->total == 0 || c->width < 16 || c->height < 16 || (c->width & 1) || (c->height & 1) ||
-        !(c->period > 0) || !(c->kbps > 0) || c->queue_max < 1 || c->max_frames < 1) {
+        !(c->period > 0) || !(c->kbps > 0) || c->queue_max < 1 || c->max_frames < 1 ||
+        (c->tls_name && !c->tls_ca)) {
         ams_err_set(err, AMS_E_INVAL, "edge: incomplete or invalid configuration");
         return NULL;
     }
@@ -329,6 +332,8 @@ ams_edge *ams_edge_new(const ams_edge_config *c, float *values, ams_err *err) {
     e->cfg.server = e->server;
     e->cfg.id = e->id;
     e->cfg.model_id = e->model_id;
+    e->cfg.tls_ca = e->cfg.tls_name = NULL; /* read here only, into the context */
+    if (c->tls_ca && !(e->tls = ams_tls_client_new(c->tls_ca, c->tls_name, err))) goto fail;
     e->values = values;
     e->frame_bytes = (size_t)c->width * (size_t)c->height * 3;
     e->initial = malloc(c->total * sizeof(float));
@@ -495,5 +500,6 @@ void ams_edge_free(ams_edge *e) {
     free(e->queue);
     free(e->cur.rgb);
     free(e->initial);
+    ams_tls_free(e->tls);
     free(e);
 }

@@ -1,4 +1,5 @@
-/* server.c - the AMS server's event loop: epoll over non-blocking TCP connections, the AMSP
+/* server.c - the AMS server's event loop: epoll over non-blocking TCP connections (plain, or TLS
+ * through transport.h: its handshake, reads and writes are non-blocking too), the AMSP
  * handshake, uploads into the sessions' queues, updates out; a bad frame closes only its
  * connection (after an error message). */
 #include <arpa/inet.h>
@@ -22,12 +23,18 @@
 #include "ams/netkey.h"
 #include "ams/weights_hash.h"
 #include "net/server_internal.h"
+#include "net/transport.h"
 
 #define READ_CHUNK ((size_t)256 << 10) /* per readiness event: fair across connections */
 #define RBUF_MAX (AMS_PROTO_HEADER_BYTES + ((size_t)4 << 20) + AMS_PROTO_MAC_BYTES)
 
 typedef struct conn {
-    int fd;
+    ams_xport x;                      /* the socket, plain or TLS */
+    int hs_want;                      /* TLS handshake: AMS_XPORT_WANT_READ/WRITE */
+    int peeked;                       /* TLS: the first byte was seen to be a TLS record */
+    int rd_want_write;                /* TLS: a read waits for the socket to be writable */
+    int wr_want_read;                 /* TLS: a write waits for the socket to be readable */
+    int pend;                         /* TLS: bytes wait inside TLS (see ams_server_run) */
     ams_proto_dec dec;
     uint8_t *rbuf;
     size_t rlen, rcap;
@@ -70,8 +77,8 @@ static int key_lookup(void *ctx, const char *id, uint8_t key[AMS_PROTO_KEY_BYTES
 /* ---- connections ---- */
 
 static void conn_close(ams_server *s, conn *c) {
-    epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
+    epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->x.fd, NULL);
+    ams_xport_close(&c->x);
     if (c->sess) {
         pthread_mutex_lock(&s->mu);
         if (c->sess->conn == c) {
@@ -91,21 +98,33 @@ static void conn_close(ams_server *s, conn *c) {
     free(c);
 }
 
+/* Registers EPOLLOUT exactly when progress waits for a writable socket: unsent bytes (unless
+ * TLS needs to read first), a TLS read or handshake step that needs to write. */
+static void conn_events(ams_server *s, conn *c) {
+    int want = !c->x.handshaken ? c->hs_want == AMS_XPORT_WANT_WRITE
+                                : c->rd_want_write || (c->wbuf.len > 0 && !c->wr_want_read);
+    if (want != c->want_out) {
+        struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_MOD, c->x.fd, &ev);
+        c->want_out = want;
+    }
+}
+
 /* Writes what the socket takes; 0 if the connection broke. */
 static int conn_flush(ams_server *s, conn *c) {
-    while (c->wbuf.len) {
-        ssize_t w = send(c->fd, c->wbuf.data, c->wbuf.len, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    c->wr_want_read = 0;
+    while (c->wbuf.len && c->x.handshaken) {
+        ams_err e = {0};
+        ssize_t w = ams_xport_write(&c->x, c->wbuf.data, c->wbuf.len, &e);
+        if (w == AMS_XPORT_WANT_WRITE) break;
+        if (w == AMS_XPORT_WANT_READ) { /* TLS: retried when the socket is readable */
+            c->wr_want_read = 1;
+            break;
+        }
         if (w <= 0) return 0;
         ams_proto_buf_consume(&c->wbuf, (size_t)w);
     }
-    int want = c->wbuf.len > 0;
-    if (want != c->want_out) {
-        struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
-        epoll_ctl(s->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
-        c->want_out = want;
-    }
+    conn_events(s, c);
     return 1;
 }
 
@@ -119,7 +138,7 @@ static int conn_send(ams_server *s, conn *c, int type, const void *p, size_t n) 
     return conn_flush(s, c);
 }
 
-/* Error message, best-effort flush, close. */
+/* Error message (not before the TLS handshake finished), best-effort flush, close. */
 static void conn_fail(ams_server *s, conn *c, int code, const char *text) {
     uint8_t buf[1100];
     size_t n;
@@ -130,7 +149,7 @@ static void conn_fail(ams_server *s, conn *c, int code, const char *text) {
         s->totals.by_reason[code]++;
         pthread_mutex_unlock(&s->mu);
     }
-    if (ams_msg_error_pack(code, text, buf, sizeof buf, &n, &e) == AMS_OK)
+    if (c->x.handshaken && ams_msg_error_pack(code, text, buf, sizeof buf, &n, &e) == AMS_OK)
         conn_send(s, c, AMS_MSG_ERROR, buf, n);
     conn_close(s, c);
 }
@@ -325,28 +344,43 @@ static int on_frame(ams_server *s, conn *c, const ams_proto_frame *f) {
     }
 }
 
-static void on_readable(ams_server *s, conn *c) {
-    if (c->rcap - c->rlen < READ_CHUNK && c->rcap < RBUF_MAX) {
-        size_t cap = c->rcap ? c->rcap * 2 : 65536;
-        while (cap - c->rlen < READ_CHUNK && cap < RBUF_MAX) cap *= 2;
-        if (cap > RBUF_MAX) cap = RBUF_MAX;
-        uint8_t *g = realloc(c->rbuf, cap);
-        if (!g) {
-            conn_fail(s, c, AMS_PROTO_INTERNAL, "out of memory");
-            return;
+/* Reads what arrived (at most READ_CHUNK: fair across connections) and handles every
+ * complete frame. @return 0 if the connection was closed. */
+static int on_readable(ams_server *s, conn *c) {
+    size_t got = 0;
+    c->rd_want_write = 0;
+    while (got < READ_CHUNK) {
+        if (c->rcap - c->rlen < READ_CHUNK && c->rcap < RBUF_MAX) {
+            size_t cap = c->rcap ? c->rcap * 2 : 65536;
+            while (cap - c->rlen < READ_CHUNK && cap < RBUF_MAX) cap *= 2;
+            if (cap > RBUF_MAX) cap = RBUF_MAX;
+            uint8_t *g = realloc(c->rbuf, cap);
+            if (!g) {
+                conn_fail(s, c, AMS_PROTO_INTERNAL, "out of memory");
+                return 0;
+            }
+            c->rbuf = g;
+            c->rcap = cap;
         }
-        c->rbuf = g;
-        c->rcap = cap;
+        size_t room = c->rcap - c->rlen;
+        if (room > READ_CHUNK - got) room = READ_CHUNK - got;
+        if (room == 0) break; /* a whole frame is buffered: the decoder takes it below */
+        ams_err e = {0};
+        ssize_t r = ams_xport_read(&c->x, c->rbuf + c->rlen, room, &e);
+        if (r == AMS_XPORT_WANT_READ) break;
+        if (r == AMS_XPORT_WANT_WRITE) { /* TLS: retried when the socket is writable */
+            c->rd_want_write = 1;
+            break;
+        }
+        if (r <= 0) { /* peer gone (kill -9, crash, close), or a TLS failure */
+            conn_close(s, c);
+            return 0;
+        }
+        c->rlen += (size_t)r;
+        got += (size_t)r;
+        if (!ams_xport_is_tls(&c->x)) break; /* plain: one recv per readiness event */
     }
-    size_t room = c->rcap - c->rlen;
-    if (room > READ_CHUNK) room = READ_CHUNK;
-    ssize_t r = recv(c->fd, c->rbuf + c->rlen, room, 0);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    if (r <= 0) { /* peer gone (kill -9, crash, close) */
-        conn_close(s, c);
-        return;
-    }
-    c->rlen += (size_t)r;
+    conn_events(s, c);
     size_t off = 0;
     for (;;) {
         ams_proto_frame f;
@@ -356,16 +390,75 @@ static void on_readable(ams_server *s, conn *c) {
                                                   &used, &e);
         if (why != AMS_PROTO_OK) {
             conn_fail(s, c, (int)why, e.msg);
-            return;
+            return 0;
         }
         if (!used) break;
-        if (!on_frame(s, c, &f)) return; /* closed */
+        if (!on_frame(s, c, &f)) return 0; /* closed */
         off += used;
     }
     if (off) {
         memmove(c->rbuf, c->rbuf + off, c->rlen - off);
         c->rlen -= off;
     }
+    return 1;
+}
+
+/* A client that speaks plain AMSP to the TLS server: its bytes are drained (so that the close
+ * is a FIN, not a reset that could destroy the answer), then one plain error frame MACed with
+ * the all-zero key (as for a hello that cannot be authenticated) tells it why. */
+static void refuse_plain(ams_server *s, conn *c) {
+    uint8_t sink[4096];
+    for (int i = 0; i < 64 && recv(c->x.fd, sink, sizeof sink, 0) > 0; i++) {
+    }
+    static const uint8_t zero[AMS_PROTO_KEY_BYTES];
+    uint8_t buf[256];
+    size_t n;
+    ams_proto_buf out = {0};
+    ams_err e = {0};
+    if (ams_msg_error_pack(AMS_SERVER_ERR_TLS_REQUIRED,
+                           "this server requires TLS (edge: --tls-ca FILE with the server's "
+                           "certificate)", buf, sizeof buf, &n, &e) == AMS_OK &&
+        ams_proto_encode(&out, AMS_MSG_ERROR, 1, zero, buf, n, &e) == AMS_OK) {
+        ssize_t w = send(c->x.fd, out.data, out.len, MSG_NOSIGNAL); /* best effort */
+        (void)w;
+    }
+    ams_proto_buf_free(&out);
+    conn_close(s, c);
+}
+
+/* Advances a TLS handshake. @return 0 if the connection was closed. */
+static int on_handshake(ams_server *s, conn *c) {
+    if (!c->peeked) { /* a TLS stream starts with a handshake record (type 22) */
+        uint8_t b;
+        ssize_t r = recv(c->x.fd, &b, 1, MSG_PEEK);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 1;
+        pthread_mutex_lock(&s->mu);
+        if (r == 1 && b != 22) s->totals.rejected++;
+        if (r != 1 || b != 22) s->totals.tls_failures++;
+        pthread_mutex_unlock(&s->mu);
+        if (r == 1 && b != 22) {
+            refuse_plain(s, c);
+            return 0;
+        }
+        if (r != 1) {
+            conn_close(s, c);
+            return 0;
+        }
+        c->peeked = 1;
+    }
+    ams_err e = {0};
+    int h = ams_xport_handshake(&c->x, &e);
+    if (h == AMS_XPORT_ERROR) { /* e.g. the client did not trust our certificate */
+        pthread_mutex_lock(&s->mu);
+        s->totals.tls_failures++;
+        pthread_mutex_unlock(&s->mu);
+        conn_close(s, c);
+        return 0;
+    }
+    c->hs_want = h;
+    conn_events(s, c);
+    if (h != AMS_XPORT_DONE) return 1;
+    return on_readable(s, c); /* the hello may be right behind the handshake */
 }
 
 static void on_accept(ams_server *s) {
@@ -373,20 +466,21 @@ static void on_accept(ams_server *s) {
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return; /* EAGAIN, or a transient error (EMFILE): try again later */
         conn *c = s->n_conns < s->cfg.max_conns ? calloc(1, sizeof *c) : NULL;
-        if (!c) {
+        ams_err e = {0};
+        if (!c || ams_xport_start(&c->x, fd, s->tls, AMS_XPORT_SERVER, NULL, &e) != AMS_OK) {
+            free(c);
             close(fd);
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        c->fd = fd;
         c->opened = ams_server_now();
         ams_proto_dec_init(&c->dec, AMS_PROTO_ROLE_SERVER);
         c->dec.key_lookup = key_lookup;
         c->dec.key_ctx = s;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            close(fd);
+            ams_xport_close(&c->x);
             free(c);
             continue;
         }
@@ -451,6 +545,9 @@ ams_server *ams_server_new(const ams_server_config *c, ams_err *err) {
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     ams_status st = ams_weights_hash(s->layout->values, s->total, s->initial_hash, err);
+    if (st == AMS_OK && (c->tls_cert || c->tls_key) &&
+        !(s->tls = ams_tls_server_new(c->tls_cert, c->tls_key, err)))
+        st = err ? err->code : AMS_E_INVAL;
     if (st == AMS_OK) st = listen_on(s, c->listen, err);
     if (st == AMS_OK) {
         s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -480,8 +577,9 @@ void ams_server_stop(ams_server *s) {
 ams_status ams_server_run(ams_server *s, ams_err *err) {
     struct epoll_event evs[64];
     double last_sweep = ams_server_now();
+    int more = 0; /* TLS holds bytes no readiness event will announce: poll without waiting */
     while (!atomic_load(&s->stop)) {
-        int n = epoll_wait(s->epoll_fd, evs, 64, 200);
+        int n = epoll_wait(s->epoll_fd, evs, 64, more ? 0 : 200);
         if (n < 0 && errno != EINTR) AMS_FAIL(err, AMS_E_IO, "epoll_wait: %s", strerror(errno));
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -512,20 +610,44 @@ ams_status ams_server_run(ams_server *s, ams_err *err) {
                     conn_close(s, c);
                     continue;
                 }
+                if (!c->x.handshaken) {
+                    on_handshake(s, c);
+                    continue;
+                }
+                if (evs[i].events & EPOLLOUT && c->rd_want_write && !on_readable(s, c)) continue;
                 if (evs[i].events & EPOLLOUT && !conn_flush(s, c)) {
                     conn_close(s, c);
                     continue;
                 }
-                if (evs[i].events & EPOLLIN) on_readable(s, c);
+                if (evs[i].events & EPOLLIN && !on_readable(s, c)) continue;
+                if (evs[i].events & EPOLLIN && c->wr_want_read && !conn_flush(s, c))
+                    conn_close(s, c);
             }
+        }
+        /* TLS connections with decrypted bytes (or whole records) already inside TLS: read
+         * them now, READ_CHUNK each, as a readiness event would. Marked first, then served
+         * one at a time from the list head, since serving one may close others (takeover). */
+        more = 0;
+        for (conn *c = s->conns; c; c = c->next) c->pend = ams_xport_pending(&c->x);
+        for (;;) {
+            conn *c = s->conns;
+            while (c && !c->pend) c = c->next;
+            if (!c) break;
+            c->pend = 0;
+            if (on_readable(s, c) && ams_xport_pending(&c->x)) more = 1;
         }
         double now = ams_server_now();
         if (now - last_sweep > 0.5) { /* handshake deadline */
             last_sweep = now;
             for (conn *c = s->conns, *nx; c; c = nx) {
                 nx = c->next;
-                if (!c->established && now - c->opened > s->cfg.handshake_s)
-                    conn_fail(s, c, AMS_PROTO_OUT_OF_ORDER, "no hello in time");
+                if (c->established || now - c->opened <= s->cfg.handshake_s) continue;
+                if (!c->x.handshaken) { /* stalled in the TLS handshake: closed silently */
+                    pthread_mutex_lock(&s->mu);
+                    s->totals.tls_failures++;
+                    pthread_mutex_unlock(&s->mu);
+                }
+                conn_fail(s, c, AMS_PROTO_OUT_OF_ORDER, "no hello in time");
             }
         }
     }
@@ -537,6 +659,7 @@ void ams_server_free(ams_server *s) {
     if (!s) return;
     if (s->workers) ams_sched_stop(s);
     while (s->conns) conn_close(s, s->conns);
+    ams_tls_free(s->tls);
     for (int i = 0; i < s->n_sessions; i++) ams_session_free(s, s->sessions[i]);
     free(s->sessions);
     if (s->listen_fd >= 0) close(s->listen_fd);
@@ -577,9 +700,11 @@ size_t ams_server_stats_json(ams_server *s, char *buf, size_t cap) {
         n += (size_t)w_;                                                   \
     } while (0)
     pthread_mutex_lock(&s->mu);
-    PUT("{\"accepted\":%llu,\"rejected\":%llu,\"handshakes\":%llu,\"jobs\":%llu,\"clients\":[",
+    PUT("{\"accepted\":%llu,\"rejected\":%llu,\"handshakes\":%llu,\"jobs\":%llu,",
         (unsigned long long)s->totals.accepted, (unsigned long long)s->totals.rejected,
         (unsigned long long)s->totals.handshakes, (unsigned long long)s->totals.jobs);
+    if (s->tls) PUT("\"tls_failures\":%llu,", (unsigned long long)s->totals.tls_failures);
+    PUT("\"clients\":[");
     for (int i = 0; i < s->n_sessions; i++) {
         session *ss = s->sessions[i];
         char hex[AMS_HASH_HEX_LEN];

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "ams/server.h"
+#include "ams/tls.h"
 
 struct conn;
 
@@ -41,6 +42,7 @@ struct ams_server {
     size_t total;
     uint8_t initial_hash[AMS_HASH_LEN];
     int listen_fd, epoll_fd, event_fd, port;
+    ams_tls *tls;                 /* NULL: plain TCP */
     atomic_int stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;            /* workers wait for work */
