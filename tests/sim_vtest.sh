@@ -25,7 +25,7 @@ trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 COMMON="--video $VIDEO --labels $T/vtest.labels --student selfie --teacher rvm --label-fps 5 \
- --max-seconds 6 --send-period 2 --train-period 2 --first-train 2 --iters 2 --batch 2 \
+ --max-seconds 6 --send-period 2 --first-send 2 --train-period 2 --first-train 2 --iters 2 --batch 2 \
  --compute-s 0.5 --uplink-kbps 100 --downlink-kbps 200 --seed 3"
 
 # shellcheck disable=SC2086
@@ -72,10 +72,22 @@ assert all(1 <= p["iters"] <= 2 and p["miou_first"] is not None for p in s["phas
 assert all(p["changed"] > 0.5 * p["selected"] for p in s["phases"]), s   # the whole model
 print("jit: miou %.4f down %.1f Kbps, %d phases" % (s["miou"], s["downlink_kbps"], s["train_phases"]))
 EOF
-# deterministic with a fixed --compute-s
+# deterministic with a fixed --compute-s; --seeds 2 repeats the run with seed 4 as well
 # shellcheck disable=SC2086
-"$AMS_BIN" sim $COMMON --mode ams --out "$T/ams2" >/dev/null 2>&1 || fail "second run"
+"$AMS_BIN" sim $COMMON --mode ams --seeds 2 --no-video --out "$T/ams2" >/dev/null 2>&1 ||
+    fail "second run"
 cmp -s "$T/ams/metrics.jsonl" "$T/ams2/metrics.jsonl" || fail "not deterministic"
+[ -s "$T/ams2/seed-4/summary.json" ] || fail "--seeds 2: no seed-4 run"
+/usr/bin/python3 - "$T/ams2/summary.json" "$T/ams2/seed-4/summary.json" <<'EOF' ||
+import json, sys
+s, s4 = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert s["seeds"] == [3, 4] and s4["config"]["seed"] == 4, (s, s4)
+assert s["seed_miou"] == [s["miou"], s4["miou"]], s
+assert abs(s["miou_mean"] - (s["miou"] + s4["miou"]) / 2) < 1e-6, s
+print("seeds: miou %.4f / %.4f, mean %.4f" % (s["miou"], s4["miou"], s["miou_mean"]))
+EOF
+    fail "--seeds summary checks"
+grep -q 'mIoU over 2 seeds' "$T/ams2/report.html" || fail "report without the seeds column"
 # bad input: a clear error, non-zero exit
 if "$AMS_BIN" sim --video "$VIDEO" --labels "$T/none.labels" --student selfie --mode ams \
     --out "$T/x" 2>"$T/bad.err"; then fail "missing labels accepted"; fi

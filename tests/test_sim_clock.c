@@ -109,6 +109,7 @@ static void config(ams_sim_config *c, ams_sim_mode m) {
     c->uplink_kbps = 0;
     c->downlink_kbps = 0.2; /* ~120-byte updates take ~5 s */
     c->send_period = 1;
+    c->first_send = 1; /* the hand-computed times below assume whole periods */
     c->train_period = 2;
     c->first_train = 1;
     c->memory_len = 4;
@@ -505,7 +506,7 @@ static int test_asr_atr_in_sim(void) {
     ams_sim_config c;
     config(&c, AMS_SIM_AMS);
     c.uplink_kbps = c.downlink_kbps = 0;
-    c.send_period = c.train_period = c.first_train = 5;
+    c.send_period = c.first_send = c.train_period = c.first_train = 5;
     c.memory_len = 100;
     c.eval_fps = 2;
     c.compute_s = 0.1;
@@ -638,6 +639,57 @@ static int test_overlay_and_report(void) {
     return 0;
 }
 
+/* The first send period is first_send long (default half a period), later ones send_period:
+ * with lossless instant uploads the first phase starts as soon as the first upload is in. */
+static int test_first_send(void) {
+    CHECK(make_data() == 0);
+    ams_sim_config c;
+    config(&c, AMS_SIM_AMS);
+    c.send_period = 2;
+    c.first_send = -1; /* periods end at 1, 3, 5, 7 s */
+    ams_sim_result *r = NULL;
+    CHECK(run(&c, &r, NULL) == AMS_OK);
+    CHECKF(r->uploads == 4 && r->nphases >= 1 && r->phases[0].start == 1.0,
+           "%d uploads, first phase at %g", r->uploads, r->nphases ? r->phases[0].start : -1);
+    ams_sim_result_free(r);
+    c.first_send = 2; /* whole periods: 2, 4, 6 s */
+    CHECK(run(&c, &r, NULL) == AMS_OK);
+    CHECKF(r->uploads == 3 && r->nphases >= 1 && r->phases[0].start == 2.0,
+           "%d uploads, first phase at %g", r->uploads, r->nphases ? r->phases[0].start : -1);
+    ams_sim_result_free(r);
+    c.first_send = 0; /* refused */
+    ams_err err = {0};
+    ams_label_reader *lr = NULL;
+    CHECK(ams_label_reader_open(&lr, labels_path, &err) == AMS_OK);
+    ams_params *pe = tiny_params(), *ps = tiny_params();
+    ams_sim_student e = {pe, tiny_infer, tiny_train, NULL}, sv = {ps, tiny_infer, tiny_train, NULL};
+    char frames[4200];
+    snprintf(frames, sizeof frames, "%s/frames", dir);
+    CHECK(ams_sim_run(&c, frames, lr, &e, &sv, NULL, NULL, &r, &err) == AMS_E_INVAL);
+    ams_params_free(pe);
+    ams_params_free(ps);
+    ams_label_reader_free(lr);
+    return 0;
+}
+
+/* one-time trains once, on every frame it sent: after its last upload has arrived, which over
+ * a slow uplink is later than one_time_s. */
+static int test_one_time_waits_for_its_uploads(void) {
+    CHECK(make_data() == 0);
+    ams_sim_config c;
+    config(&c, AMS_SIM_ONE_TIME); /* periods of 1 s, one_time_s 2: uploads at 1 and 2 s */
+    c.uplink_kbps = 20;
+    ams_sim_result *r = NULL;
+    CHECK(run(&c, &r, NULL) == AMS_OK);
+    CHECKF(r->uploads == 2 && r->nphases == 1, "%d uploads, %d phases", r->uploads, r->nphases);
+    const ams_sim_phase *p = &r->phases[0];
+    CHECKF(p->start > c.one_time_s && p->horizon == (size_t)r->uploaded_frames,
+           "phase at %g on %zu frames; %d sent", p->start, (size_t)p->horizon,
+           r->uploaded_frames);
+    ams_sim_result_free(r);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const check_case cases[] = {
         {"clock", test_clock},
@@ -650,6 +702,8 @@ int main(int argc, char **argv) {
         {"jit_until_match", test_jit_until_match},
         {"asr_atr_in_sim", test_asr_atr_in_sim},
         {"overlay_and_report", test_overlay_and_report},
+        {"first_send", test_first_send},
+        {"one_time_waits_for_its_uploads", test_one_time_waits_for_its_uploads},
     };
     int rc = check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
     if (dir[0]) {

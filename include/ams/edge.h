@@ -50,6 +50,8 @@ typedef struct ams_edge_config {
     const float *initial;            /* the pretrained weights (copied) */
     int width, height;               /* size of offered frames (even, >= 16) */
     double period;                   /* seconds of video per upload (10) */
+    double first_period;             /* seconds of video in the first upload (< 0: period / 2,
+                                      * so the first update comes a period sooner) */
     double kbps;                     /* uplink target, Kbps of video time (150) */
     int passes;                      /* x264 passes (1: faster; the reference uses 2) */
     int queue_max;                   /* uploads waiting to be sent (4) */

@@ -22,11 +22,13 @@
  *   2. the frame is evaluated (at most eval_fps frames per second) with the edge's weights;
  *   3. at the end of each send period the frames sampled by ASR are H.264-encoded at the uplink
  *      budget and leave; they arrive after bits / uplink budget seconds (the link is serial).
+ *      Periods end at first_send + k * send_period: the first is shorter (half a period by
+ *      default), so the first frames reach the server a period earlier.
  * A training phase started at s is ready at s + C (C = its measured compute seconds, or
  * compute_s when >= 0: deterministic); its update leaves when the downlink is free and arrives
  * after bytes * 8 / downlink budget seconds. Nothing is instant unless a budget is 0 (unlimited).
- * Modes: pretrained (no uploads, no training), one-time (uploads until one_time_s, one phase at
- * one_time_s, then nothing), ams (all of the above), jit (JITNet-like: when an upload arrives,
+ * Modes: pretrained (no uploads, no training), one-time (uploads the send periods that end by
+ * one_time_s, one phase once they have all arrived, then nothing), ams (all of the above), jit (JITNet-like: when an upload arrives,
  * the server trains the whole model from the edge's weights (no restore) on the upload's
  * latest frame, one Adam step at a time (batch 1; the Adam moments carry over from keyframe
  * to keyframe), until the student's mIoU on that frame vs its teacher label reaches
@@ -59,6 +61,7 @@ typedef struct ams_sim_config {
     double uplink_kbps;       /* 0 = unlimited: frames lossless, arrive at once */
     double downlink_kbps;     /* 0 = unlimited */
     double send_period;       /* s between uploads */
+    double first_send;        /* s: the end of the first send period (< 0: send_period / 2) */
     double train_period;      /* s between training phases (ATR base) */
     double first_train;       /* s: the first phase (< 0: train_period) */
     double memory_len;        /* s of horizon */
@@ -138,6 +141,8 @@ double ams_sim_rec_time(const ams_sim_rec *r, int i);
 ams_status ams_sim_rec_get(const ams_sim_rec *r, int i, uint8_t *pred, uint8_t *label,
                            ams_err *err);
 
+#define AMS_SIM_MAX_SEEDS 16
+
 typedef struct ams_sim_result {
     ams_sim_config config;
     char video[512];
@@ -161,6 +166,12 @@ typedef struct ams_sim_result {
     ams_sim_phase *phases;
     int nphases;
     ams_sim_rec *rec;            /* config.record: every evaluated frame; else NULL */
+    /* Repeats of this run with seeds config.train.seed + i (i < nseeds; filled by the caller
+     * that ran them, e.g. `ams sim --seeds N`; 0: none): one run's mIoU moves by about 0.02
+     * with the seed on a short clip, so comparisons use the mean. */
+    int nseeds;
+    double seed_miou[AMS_SIM_MAX_SEEDS];
+    double seed_miou_after[AMS_SIM_MAX_SEEDS];
 } ams_sim_result;
 
 /* Progress: t of duration seconds simulated; what = "eval", "train", ... */
@@ -194,6 +205,8 @@ ams_status ams_sim_write_overlay(const ams_sim_result *const *runs, int n, const
                                  const char *path, ams_err *err);
 /* The run's display name ("ams coord 5 %", "pretrained", ...) into buf. */
 void ams_sim_run_name(const ams_sim_result *r, char *buf, size_t cap);
+/* mIoU over the run's seeds (nseeds >= 2): mean, min and max; else its own mIoU three times. */
+void ams_sim_seed_stats(const ams_sim_result *r, double *mean, double *lo, double *hi);
 
 /* Teacher labels for a video: runs a TF.js teacher whose output `output` (NULL: the first)
  * is a probability or alpha (RVM: pha; person = value > 0.5) at width x height on the frames

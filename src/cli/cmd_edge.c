@@ -20,13 +20,14 @@
 static const char *const HELP =
     "usage: ams edge --server HOST:PORT --id NAME --key FILE --video V [--fast]\n"
     "                [--model M] [--width W --height H] [--seconds T] [--period S] [--kbps B]\n"
-    "                [--drain S] [--queue N] [--stats-period S] [--quiet] [--threads N]\n"
-    "                [--backend cpu|ref] [--tls-ca FILE [--tls-name NAME]]\n"
+    "                [--first-period S] [--drain S] [--queue N] [--stats-period S] [--quiet]\n"
+    "                [--threads N] [--backend cpu|ref] [--tls-ca FILE [--tls-name NAME]]\n"
     "  Runs the student M (default selfie; the server's --student) on every frame of V (a file\n"
     "  or /dev/videoN) at W x H (default: the model's size), at the source's pace or, with\n"
     "  --fast, as fast as it can; uploads sampled frames (H.264 at B Kbps, 150; one upload per\n"
-    "  S seconds of video, 10) and applies the server's updates between frames. --seconds: stop\n"
-    "  after T seconds of video. --drain: seconds to wait at the end for the last updates (10).\n"
+    "  S seconds of video, 10; the first after --first-period S, S/2) and applies the\n"
+    "  server's updates between frames. --seconds: stop after T seconds of video. --drain:\n"
+    "  seconds to wait at the end for the last updates (10).\n"
     "  Live lines on stderr (unless --quiet): each applied update (version, weights hash) and,\n"
     "  from the server's stats every --stats-period S seconds (1), the mIoU against the\n"
     "  teacher's labels of this edge's model and of the pretrained model on its latest\n"
@@ -95,7 +96,7 @@ int ams_cmd_edge(int argc, char **argv) {
     const char *backend = NULL, *tls_ca = NULL, *tls_name = NULL;
     int fast = 0, quiet = 0;
     long width = 0, height = 0, threads = 1, queue = 4;
-    double seconds = -1, period = 10, kbps = 150, drain = 10, stats_period = 1;
+    double seconds = -1, period = 10, first_period = -1, kbps = 150, drain = 10, stats_period = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -127,6 +128,7 @@ int ams_cmd_edge(int argc, char **argv) {
         else if (!strcmp(a, "--queue")) ok = cli_int(v, 1, 1024, &queue);
         else if (!strcmp(a, "--seconds")) ok = cli_double(v, 0.001, 1e9, &seconds);
         else if (!strcmp(a, "--period")) ok = cli_double(v, 0.1, 3600, &period);
+        else if (!strcmp(a, "--first-period")) ok = cli_double(v, 0.1, 3600, &first_period);
         else if (!strcmp(a, "--kbps")) ok = cli_double(v, 1, 1e6, &kbps);
         else if (!strcmp(a, "--drain")) ok = cli_double(v, 0, 3600, &drain);
         else if (!strcmp(a, "--stats-period")) ok = cli_double(v, 0, 3600, &stats_period);
@@ -206,6 +208,7 @@ int ams_cmd_edge(int argc, char **argv) {
     ec.width = (int)width;
     ec.height = (int)height;
     ec.period = period;
+    ec.first_period = first_period;
     ec.kbps = kbps;
     ec.queue_max = (int)queue;
     ec.stats_period = stats_period;

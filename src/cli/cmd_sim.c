@@ -29,8 +29,11 @@ static const char *const HELP =
     "options, with the defaults for short videos (vtest.avi: 79.5 s at 10 fps):\n"
     "  --uplink-kbps B 150 --downlink-kbps B 150   link budgets (0 = unlimited, lossless)\n"
     "  --strategy S coord (full first last both rand) --fraction F 0.05\n"
-    "  --send-period S 10 --train-period T 10 --first-train S (= T) --memory S 60\n"
+    "  --send-period S 10 --first-send S (= S/2: the first upload leaves sooner)\n"
+    "  --train-period T 10 --first-train S (= T) --memory S 60\n"
     "  --iters K 20 --batch B 8 --lr 0.001 --seed N 1 --no-restore --no-asr --no-atr\n"
+    "  --seeds N 1    one-time and ams runs repeated with seeds seed..seed+N-1 (into\n"
+    "                 DIR/seed-S/); summary and report add the mean, min and max mIoU\n"
     "  --start-rate R 1 (frames/s) --eval-fps E 2 --one-time-s S 20\n"
     "  --jit-target M 0.8   jit: train on the latest uploaded frame until the student's mIoU\n"
     "  --jit-max-iters K 20 on it reaches M, or K Adam steps (batch 1, whole model)\n"
@@ -44,7 +47,7 @@ static const char *const HELP =
     "  --codec int8|f16  update deltas: int8 with a scale per tensor (default) or fp16\n"
     "  --backend cpu|ref (cpu)  --threads N (0 = all cores)\n"
     "For 7-15 minute videos the AMS reference's constants are: --send-period 30\n"
-    "  --train-period 10 --first-train 100 --memory 250 --iters 200 --batch 10\n"
+    "  --first-send 30 --train-period 10 --first-train 100 --memory 250 --iters 200 --batch 10\n"
     "  (docs/sim.md). With the cpu backend a selfie batch-8 step at 256x192 takes about\n"
     "  0.3 s on one core (the ref kernels: several seconds).\n";
 
@@ -137,6 +140,44 @@ static int write_overlay(const char *cmd, const ams_sim_result *const *runs, int
  * dir/overlay.mp4 of this run when overlay is set). */
 static int run_one(const char *cmd, const ams_sim_config *c, const char *video,
                    ams_label_reader *labels, const char *student, const char *dir,
+                   const char *name, int overlay, ams_sim_result **out);
+
+/* The run repeated with seeds + 1 .. nseeds - 1 (modes that draw random numbers: one-time
+ * and ams), each into dir/seed-N/; r gets their mIoU and dir's summary and report are
+ * rewritten with them. */
+static int run_seeds(const char *cmd, ams_sim_result *r, int nseeds, const char *video,
+                     ams_label_reader *labels, const char *student, const char *dir,
+                     const char *name) {
+    if (nseeds < 2 || (r->config.mode != AMS_SIM_ONE_TIME && r->config.mode != AMS_SIM_AMS))
+        return CLI_OK;
+    r->nseeds = nseeds;
+    r->seed_miou[0] = r->miou;
+    r->seed_miou_after[0] = r->miou_after;
+    for (int i = 1; i < nseeds; i++) {
+        ams_sim_config c = r->config;
+        c.train.seed += (uint64_t)i;
+        c.record = 0;
+        char sub[4200], sname[96];
+        snprintf(sub, sizeof sub, "%s/seed-%llu", dir, (unsigned long long)c.train.seed);
+        snprintf(sname, sizeof sname, "%s seed %llu", name, (unsigned long long)c.train.seed);
+        ams_sim_result *q = NULL;
+        int rc = run_one(cmd, &c, video, labels, student, sub, sname, 0, &q);
+        if (rc != CLI_OK) return rc;
+        r->seed_miou[i] = q->miou;
+        r->seed_miou_after[i] = q->miou_after;
+        ams_sim_result_free(q);
+    }
+    ams_err err = {0};
+    if (ams_sim_write(r, dir, &err) != AMS_OK) return cli_fail(cmd, &err, NULL);
+    double mean, lo, hi;
+    ams_sim_seed_stats(r, &mean, &lo, &hi);
+    fprintf(stderr, "ams sim [%s]: mIoU over %d seeds %.4f (%.4f..%.4f)\n", name, nseeds, mean,
+            lo, hi);
+    return CLI_OK;
+}
+
+static int run_one(const char *cmd, const ams_sim_config *c, const char *video,
+                   ams_label_reader *labels, const char *student, const char *dir,
                    const char *name, int overlay, ams_sim_result **out) {
     ams_err err = {0};
     ams_tfjs_model *me = NULL, *ms = NULL;
@@ -173,7 +214,7 @@ int ams_cmd_sim(int argc, char **argv) {
     const char *video = NULL, *labels_path = NULL, *student = NULL, *out = NULL, *mode = NULL;
     const char *teacher = NULL, *backend = "cpu";
     double label_fps = 10, lw = 384, lh = 288;
-    int compare = 0, overlay = 1;
+    int compare = 0, overlay = 1, nseeds = 1;
     long threads = 0;
     ams_sim_config c;
     ams_sim_config_default(&c);
@@ -226,6 +267,7 @@ int ams_cmd_sim(int argc, char **argv) {
         DBL("--downlink-kbps", 0, 1e6, c.downlink_kbps)
         DBL("--fraction", 1e-6, 1, c.train.fraction)
         DBL("--send-period", 0.1, 1e5, c.send_period)
+        DBL("--first-send", 0.1, 1e5, c.first_send)
         DBL("--train-period", 0.1, 1e5, c.train_period)
         DBL("--first-train", 0, 1e6, c.first_train)
         DBL("--memory", 0.1, 1e6, c.memory_len)
@@ -240,6 +282,7 @@ int ams_cmd_sim(int argc, char **argv) {
         DBL("--label-width", 16, 4096, lw)
         DBL("--label-height", 16, 4096, lh)
         INT("--iters", 1, 1000000, c.train.iters)
+        INT("--seeds", 1, AMS_SIM_MAX_SEEDS, nseeds)
         INT("--batch", 1, 1024, c.train.batch)
         INT("--jit-max-iters", 1, 1000000, c.jit_iters)
         INT("--jit-iters", 1, 1000000, c.jit_iters) /* the old name */
@@ -310,6 +353,8 @@ int ams_cmd_sim(int argc, char **argv) {
         ams_sim_result *r = NULL;
         rc = run_one(cmd, &c, video, lr, spath, out, ams_sim_mode_name(c.mode), overlay, &r);
         if (rc == CLI_OK)
+            rc = run_seeds(cmd, r, nseeds, video, lr, spath, out, ams_sim_mode_name(c.mode));
+        if (rc == CLI_OK)
             printf("{\"mode\": \"%s\", \"miou\": %.6f, \"uplink_kbps\": %.3f, "
                    "\"downlink_kbps\": %.3f, \"updates\": %d}\n",
                    ams_sim_mode_name(c.mode), r->miou, r->uplink_kbps, r->downlink_kbps,
@@ -333,13 +378,19 @@ int ams_cmd_sim(int argc, char **argv) {
         for (int i = 0; i < NRUNS && rc == CLI_OK; i++) {
             snprintf(sub, sizeof sub, "%s/%s", out, names[i]);
             rc = run_one(cmd, &cs[i], video, lr, spath, sub, names[i], 0, &rs[i]);
+            if (rc == CLI_OK) rc = run_seeds(cmd, rs[i], nseeds, video, lr, spath, sub, names[i]);
         }
         if (rc == CLI_OK) { /* the overlay: pretrained and the best ams run */
             int best = -1;
-            for (int i = 0; i < NRUNS; i++)
-                if (rs[i]->config.mode == AMS_SIM_AMS &&
-                    (best < 0 || rs[i]->miou > rs[best]->miou))
+            double best_miou = 0;
+            for (int i = 0; i < NRUNS; i++) {
+                double mean, lo, hi;
+                ams_sim_seed_stats(rs[i], &mean, &lo, &hi);
+                if (rs[i]->config.mode == AMS_SIM_AMS && (best < 0 || mean > best_miou)) {
                     best = i;
+                    best_miou = mean;
+                }
+            }
             const ams_sim_result *pair[2] = {rs[0], rs[best]};
             rc = write_overlay(cmd, pair, 2, video, out, overlay);
         }
@@ -347,12 +398,19 @@ int ams_cmd_sim(int argc, char **argv) {
             ams_sim_write_compare((const ams_sim_result *const *)rs, NRUNS, out, &err) != AMS_OK)
             rc = cli_fail(cmd, &err, NULL);
         if (rc == CLI_OK) {
-            printf("| run | mIoU | mIoU after first training | up Kbps | down Kbps | updates | "
-                   "codec B | reference B |\n|---|---|---|---|---|---|---|---|\n");
-            for (int i = 0; i < NRUNS; i++)
-                printf("| %s | %.4f | %.4f | %.1f | %.1f | %d | %zu | %zu |\n", names[i],
-                       rs[i]->miou, rs[i]->miou_after, rs[i]->uplink_kbps, rs[i]->downlink_kbps,
+            printf("| run | mIoU%s | mIoU after first training | up Kbps | down Kbps | updates | "
+                   "codec B | reference B |\n|---|---|---|---|---|---|---|---|\n",
+                   nseeds > 1 ? " (seeds: mean, min-max)" : "");
+            for (int i = 0; i < NRUNS; i++) {
+                double mean, lo, hi;
+                ams_sim_seed_stats(rs[i], &mean, &lo, &hi);
+                char m[64];
+                if (rs[i]->nseeds > 1) snprintf(m, sizeof m, "%.4f, %.4f-%.4f", mean, lo, hi);
+                else snprintf(m, sizeof m, "%.4f", mean);
+                printf("| %s | %s | %.4f | %.1f | %.1f | %d | %zu | %zu |\n", names[i], m,
+                       rs[i]->miou_after, rs[i]->uplink_kbps, rs[i]->downlink_kbps,
                        rs[i]->updates, rs[i]->codec_bytes, rs[i]->ref_bytes);
+            }
         }
         for (int i = 0; i < NRUNS; i++) ams_sim_result_free(rs[i]);
     }

@@ -62,12 +62,14 @@ struct ams_edge {
     /* ---- inference thread only ---- */
     chunk cur;
     double next_t;
+    uint64_t chunks; /* pushed so far (the first one is first_period long) */
 };
 
 void ams_edge_config_default(ams_edge_config *c) {
     memset(c, 0, sizeof *c);
     c->model_id = "";
     c->period = 10.0;
+    c->first_period = -1;
     c->kbps = 150.0;
     c->passes = 1;
     c->queue_max = 4;
@@ -311,7 +313,8 @@ static void *net_main(void *arg) {
 ams_edge *ams_edge_new(const ams_edge_config *c, float *values, ams_err *err) {
     if (!c || !c->server || !c->id || !ams_proto_id_valid(c->id) || !c->initial || !values ||
         c->total == 0 || c->width < 16 || c->height < 16 || (c->width & 1) || (c->height & 1) ||
-        !(c->period > 0) || !(c->kbps > 0) || c->queue_max < 1 || c->max_frames < 1 ||
+        !(c->period > 0) || c->first_period == 0 || !isfinite(c->first_period) ||
+        !(c->kbps > 0) || c->queue_max < 1 || c->max_frames < 1 ||
         (c->tls_name && !c->tls_ca)) {
         ams_err_set(err, AMS_E_INVAL, "edge: incomplete or invalid configuration");
         return NULL;
@@ -423,6 +426,7 @@ static void push_chunk(ams_edge *e) {
     }
     pthread_mutex_unlock(&e->mu);
     memset(&e->cur, 0, sizeof e->cur);
+    e->chunks++;
 }
 
 ams_status ams_edge_offer(ams_edge *e, const uint8_t *rgb, double t, ams_err *err) {
@@ -433,7 +437,11 @@ ams_status ams_edge_offer(ams_edge *e, const uint8_t *rgb, double t, ams_err *er
     if (t + 1e-9 < e->next_t) return AMS_OK;
     /* sampled: one frame every 1/rate seconds of video time */
     e->next_t = (e->next_t + 1.0 / rate > t) ? e->next_t + 1.0 / rate : t + 1.0 / rate;
-    if (e->cur.n && (t - e->cur.t_first >= e->cfg.period || e->cur.n >= e->cfg.max_frames))
+    /* the first upload is shorter (half a period by default): its bits take about its own
+     * length at the budget, so the server gets frames to train on a period sooner */
+    double period = e->cfg.period;
+    if (e->chunks == 0) period = e->cfg.first_period > 0 ? e->cfg.first_period : period / 2;
+    if (e->cur.n && (t - e->cur.t_first >= period || e->cur.n >= e->cfg.max_frames))
         push_chunk(e);
     if (e->cur.n == e->cur.cap) {
         int cap = e->cur.cap ? e->cur.cap * 2 : 4;

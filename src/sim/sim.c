@@ -51,6 +51,7 @@ void ams_sim_config_default(ams_sim_config *c) {
     c->uplink_kbps = 150;
     c->downlink_kbps = 150;
     c->send_period = 10;
+    c->first_send = -1;
     c->train_period = 10;
     c->first_train = -1;
     c->memory_len = 60;
@@ -446,6 +447,13 @@ static ams_status evaluate(sim *s, const uint8_t *rgb, const uint8_t *label, dou
     return AMS_OK;
 }
 
+/* The end of send period p (0-based): the first one is first_send long, so the server has
+ * frames to train on a period earlier (its bits take about a period at the budget). */
+static double send_end(const ams_sim_config *c, int p) {
+    double first = c->first_send >= 0 ? c->first_send : c->send_period / 2;
+    return first + p * c->send_period;
+}
+
 static ams_status check_config(const ams_sim_config *c, ams_err *err) {
     AMS_FAIL_IF(c->width < 16 || c->height < 16 || c->width > 4096 || c->height > 4096 ||
                     (c->width & 1) || (c->height & 1),
@@ -456,6 +464,8 @@ static ams_status check_config(const ams_sim_config *c, ams_err *err) {
                     !(c->eval_fps > 0) || !isfinite(c->send_period) ||
                     !isfinite(c->train_period) || !isfinite(c->eval_fps),
                 err, AMS_E_INVAL, "sim: periods, memory and eval fps must be > 0");
+    AMS_FAIL_IF(c->first_send == 0 || !isfinite(c->first_send), err, AMS_E_INVAL,
+                "sim: the first send period must be > 0 s (or < 0: half the send period)");
     AMS_FAIL_IF(!(c->start_rate >= 0.1 && c->start_rate <= 1), err, AMS_E_INVAL,
                 "sim: start rate must be in 0.1..1 frames/s");
     AMS_FAIL_IF(c->jit_iters < 1, err, AMS_E_INVAL, "sim: jit iterations must be >= 1");
@@ -617,8 +627,8 @@ ams_status ams_sim_run(const ams_sim_config *c, const char *video, ams_label_rea
     for (int64_t i = 0; i < n && st == AMS_OK; i++) {
         double t = ams_label_reader_pts(labels, i);
         /* a send period ended before this frame: upload it */
-        while (t >= (period + 1) * c->send_period) {
-            double t_end = (period + 1) * c->send_period;
+        while (t >= send_end(c, period)) {
+            double t_end = send_end(c, period);
             if (uploading && c->mode == AMS_SIM_ONE_TIME && t_end > c->one_time_s + 1e-9)
                 uploading = 0;
             if (uploading)
@@ -631,7 +641,9 @@ ams_status ams_sim_run(const ams_sim_config *c, const char *video, ams_label_rea
         if ((st = receive_uploads(&s, t, err)) != AMS_OK) goto done;
         int due = 0;
         if (c->mode == AMS_SIM_AMS) due = ams_schedule_due(&s.sched, t);
-        if (c->mode == AMS_SIM_ONE_TIME) due = !s.one_time_done && t >= c->one_time_s;
+        /* one-time trains once on every frame it sent: when its last upload has arrived */
+        if (c->mode == AMS_SIM_ONE_TIME)
+            due = !s.one_time_done && t >= c->one_time_s && s.nups == 0;
         if (due && s.server_free <= t) {
             ams_horizon_expire(s.horizon, t);
             if (ams_horizon_count(s.horizon) > 0) {

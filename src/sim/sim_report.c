@@ -53,6 +53,41 @@ static double mean_iters(const ams_sim_result *r) {
     return r->nphases ? s / r->nphases : NAN;
 }
 
+void ams_sim_seed_stats(const ams_sim_result *r, double *mean, double *lo, double *hi) {
+    *mean = *lo = *hi = r->miou;
+    if (r->nseeds < 2) return;
+    double sum = 0;
+    *lo = *hi = r->seed_miou[0];
+    for (int i = 0; i < r->nseeds; i++) {
+        sum += r->seed_miou[i];
+        if (r->seed_miou[i] < *lo) *lo = r->seed_miou[i];
+        if (r->seed_miou[i] > *hi) *hi = r->seed_miou[i];
+    }
+    *mean = sum / r->nseeds;
+}
+
+/* "seeds": [...], "seed_miou": [...], "seed_miou_after_first_train": [...], "miou_mean" */
+static void seeds_json(FILE *f, const ams_sim_result *r) {
+    if (r->nseeds < 2) return;
+    fputs(", \"seeds\": [", f);
+    for (int i = 0; i < r->nseeds; i++)
+        fprintf(f, "%s%llu", i ? ", " : "", (unsigned long long)(r->config.train.seed + (uint64_t)i));
+    fputs("], \"seed_miou\": [", f);
+    for (int i = 0; i < r->nseeds; i++) {
+        if (i) fputs(", ", f);
+        jnum(f, r->seed_miou[i]);
+    }
+    fputs("], \"seed_miou_after_first_train\": [", f);
+    for (int i = 0; i < r->nseeds; i++) {
+        if (i) fputs(", ", f);
+        jnum(f, r->seed_miou_after[i]);
+    }
+    double mean, lo, hi;
+    ams_sim_seed_stats(r, &mean, &lo, &hi);
+    fputs("], \"miou_mean\": ", f);
+    jnum(f, mean);
+}
+
 static void summary_obj(FILE *f, const ams_sim_result *r) {
     const ams_sim_config *c = &r->config;
     char name[64];
@@ -66,6 +101,7 @@ static void summary_obj(FILE *f, const ams_sim_result *r) {
     jnum(f, r->miou);
     fputs(", \"miou_after_first_train\": ", f);
     jnum(f, r->miou_after);
+    seeds_json(f, r);
     fputs(", \"person_iou\": ", f);
     jnum(f, r->person_iou);
     fputs(", \"pixel_accuracy\": ", f);
@@ -95,12 +131,14 @@ static void summary_obj(FILE *f, const ams_sim_result *r) {
     fputs(", \"wall_s\": ", f);
     jnum(f, r->wall_s);
     fprintf(f,
-            ", \"config\": {\"width\": %d, \"height\": %d, \"send_period\": %g, "
+            ", \"config\": {\"width\": %d, \"height\": %d, \"send_period\": %g, \"first_send\": %g, "
             "\"train_period\": %g, \"memory\": %g, \"eval_fps\": %g, \"iters\": %d, "
             "\"batch\": %d, \"lr\": %g, \"restore\": %d, \"seed\": %llu, \"asr\": %d, \"atr\": %d, "
             "\"compute_s\": %g, \"one_time_s\": %g, \"jit_iters\": %d, \"jit_target\": %g}, "
             "\"video\": \"",
-            c->width, c->height, c->send_period, c->train_period, c->memory_len, c->eval_fps,
+            c->width, c->height, c->send_period,
+            c->first_send >= 0 ? c->first_send : c->send_period / 2, c->train_period,
+            c->memory_len, c->eval_fps,
             c->train.iters, c->train.batch, (double)c->train.lr, c->train.restore,
             (unsigned long long)c->train.seed, c->asr, c->atr, c->compute_s, c->one_time_s,
             c->jit_iters, c->jit_target);
@@ -314,7 +352,12 @@ static void html_report(FILE *f, const ams_sim_result *const *r, int n, const ch
                 c->train.iters, c->train.batch, (double)c->train.lr,
                 c->compute_s >= 0 ? "fixed (--compute-s)" : "measured on this machine");
     }
-    fputs("<table><tr><th>run</th><th>mIoU</th><th>mIoU after first training</th>"
+    int seeds = 0;
+    for (int i = 0; i < n; i++)
+        if (r[i]->nseeds > seeds) seeds = r[i]->nseeds;
+    fputs("<table><tr><th>run</th>", f);
+    if (seeds > 1) fprintf(f, "<th>mIoU over %d seeds: mean (min&ndash;max)</th>", seeds);
+    fputs("<th>mIoU</th><th>mIoU after first training</th>"
           "<th>person IoU</th><th>pixel accuracy</th><th>uplink Kbps</th><th>downlink Kbps</th>"
           "<th>updates</th><th>phases</th><th>steps per phase</th><th>server compute s</th>"
           "<th>our codec bytes</th><th>reference format bytes</th><th>ours / reference</th>"
@@ -323,17 +366,36 @@ static void html_report(FILE *f, const ams_sim_result *const *r, int n, const ch
     for (int i = 0; i < n; i++) {
         char name[64];
         ams_sim_run_name(r[i], name, sizeof name);
+        fprintf(f, "<tr><td style=\"text-align:left;color:%s\"><b>%s</b></td>", COLORS[i % 8],
+                name);
+        if (seeds > 1) {
+            double mean, lo, hi;
+            ams_sim_seed_stats(r[i], &mean, &lo, &hi);
+            if (r[i]->nseeds > 1)
+                fprintf(f, "<td><b>%.4f</b> (%.4f&ndash;%.4f)</td>", mean, lo, hi);
+            else
+                fprintf(f, "<td>%.4f (no seed)</td>", mean);
+        }
         fprintf(f,
-                "<tr><td style=\"text-align:left;color:%s\"><b>%s</b></td><td>%.4f</td>"
+                "<td>%.4f</td>"
                 "<td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.1f</td><td>%.1f</td><td>%d</td>"
                 "<td>%d</td><td>%.1f</td><td>%.1f</td><td>%zu</td><td>%zu</td><td>%.3f</td></tr>\n",
-                COLORS[i % 8], name, r[i]->miou, r[i]->miou_after, r[i]->person_iou,
+                r[i]->miou, r[i]->miou_after, r[i]->person_iou,
                 r[i]->pixel_accuracy, r[i]->uplink_kbps, r[i]->downlink_kbps, r[i]->updates,
                 r[i]->nphases, r[i]->nphases ? mean_iters(r[i]) : 0.0, r[i]->server_compute_s,
                 r[i]->codec_bytes, r[i]->ref_bytes,
                 r[i]->ref_bytes ? (double)r[i]->codec_bytes / (double)r[i]->ref_bytes : 0.0);
     }
-    fputs("</table>\n<p>mIoU: the student's prediction vs the teacher's label, per evaluated "
+    if (seeds > 1)
+        fprintf(f, "</table>\n<p>Over seeds: the run repeated with seeds %llu..%llu (the "
+                   "training batches and masks; pretrained and jit use no random numbers). The "
+                   "other columns, the plots and the video are of seed %llu.",
+                (unsigned long long)r[0]->config.train.seed,
+                (unsigned long long)(r[0]->config.train.seed + (uint64_t)seeds - 1),
+                (unsigned long long)r[0]->config.train.seed);
+    else
+        fputs("</table>\n<p>", f);
+    fputs(" mIoU: the student's prediction vs the teacher's label, per evaluated "
           "frame, averaged over frames; after first training: frames from the first training "
           "time on. Kbps: bits sent over the run's duration. Our codec: int8 (or fp16) deltas, "
           "zstd (AMSU); reference format: the AMS reference's packbits mask + fp16 values, gzip "
