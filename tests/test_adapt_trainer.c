@@ -182,11 +182,54 @@ static int test_encode(void) {
     return 0;
 }
 
+/* coord by change (coord_probe = 3): the mask is the top |change| after 3 unmasked Adam steps,
+ * which a full-model phase of 3 steps on the same batches computes independently; the probe's
+ * steps are undone, so elements outside the mask end where they started. */
+static int test_coord_probe(void) {
+    ams_err err = {0};
+    ams_horizon *h = tiny_horizon();
+    ams_params *pf = tiny_params(), *pc = tiny_params();
+    ams_trainer *tf = NULL, *tc = NULL;
+    CHECK(h && pf && pc && ams_trainer_new(&tf, pf, tiny_build, NULL, H, W, &err) == AMS_OK &&
+          ams_trainer_new(&tc, pc, tiny_build, NULL, H, W, &err) == AMS_OK);
+    ams_trainer_opts o;
+    opts(&o, AMS_STRATEGY_FULL, 1, 3);
+    ams_trainer_result r;
+    CHECK(ams_trainer_phase(tf, h, &o, &r, &err) == AMS_OK);
+    const float *w0 = ams_trainer_pretrained(tf)->values;
+    float change[6];
+    for (int i = 0; i < 6; i++) change[i] = pf->values[i] - w0[i];
+    uint8_t want[6];
+    size_t k = 0;
+    CHECK(ams_coord_top(pf, change, 0.5, want, &k, &err) == AMS_OK && k == 2);
+
+    opts(&o, AMS_STRATEGY_COORD, 0.5, 5);
+    o.coord_probe = 3;
+    CHECKF(ams_trainer_phase(tc, h, &o, &r, &err) == AMS_OK, "%s", err.msg);
+    const uint8_t *m = ams_trainer_mask(tc);
+    CHECK(m && r.selected == 2 && memcmp(m, want, sizeof want) == 0);
+    const float *pre = ams_trainer_pretrained(tc)->values;
+    for (size_t i = 0; i < pc->total; i++)
+        if (!m[i]) CHECKF(pc->values[i] == pre[i], "element %zu moved outside the mask", i);
+    /* back to the gradient rule; a negative probe count is refused */
+    o.coord_probe = 0;
+    CHECK(ams_trainer_phase(tc, h, &o, &r, &err) == AMS_OK);
+    o.coord_probe = -1;
+    CHECK(ams_trainer_phase(tc, h, &o, &r, &err) == AMS_E_INVAL);
+    ams_trainer_free(tf);
+    ams_trainer_free(tc);
+    ams_params_free(pf);
+    ams_params_free(pc);
+    ams_horizon_free(h);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const check_case cases[] = {
         {"loss_falls", test_loss_falls},
         {"mask_and_restore", test_mask_and_restore},
         {"encode", test_encode},
+        {"coord_probe", test_coord_probe},
     };
     return check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }

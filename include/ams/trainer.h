@@ -22,6 +22,8 @@
  * Coord selection: the score is |d loss / d p| over the FIRST batch of the phase (at the
  * restored weights); the same batch is then the first Adam step. The note
  * ../shared/notes/adaptation-baseline.md shows 5 % by that rule beats training everything.
+ * opts.coord_probe = N scores by the change after N probe steps instead (docs/sim.md compares
+ * the two on vtest.avi).
  *
  * Determinism: batches and random masks come from an rng seeded by opts.seed and the phase
  * number, so a phase is a pure function of (restored weights, horizon, opts, phase).
@@ -50,6 +52,10 @@ typedef struct ams_trainer_opts {
     float lr;               /* Adam learning rate (1e-3); TF defaults otherwise */
     ams_strategy strategy;  /* which elements train (and are sent) */
     double fraction;        /* for every strategy but full (0 < f <= 1) */
+    int coord_probe;        /* coord's score: 0 = |gradient| of the first batch (default);
+                             * N >= 1 = |change| of each element after N unmasked Adam steps
+                             * from the phase's start weights (the reference: N = 1), which
+                             * are then undone (weights and Adam state) before the K steps */
     int restore;            /* 1: restore the pretrained snapshot first (the reference) */
     uint64_t seed;          /* batches and random masks */
     float input_scale;      /* frames are 0..255 times this (TF.js selfie: 1/255) */

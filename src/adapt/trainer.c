@@ -31,6 +31,7 @@ struct ams_trainer {
     uint8_t *mask;
     int have_mask;
     int phase;
+    float *w0;     /* coord_probe: the weights before the probe steps */
     float *x;      /* batch frames */
     uint8_t *y;    /* batch labels */
     int xcap;      /* frames the buffers hold */
@@ -88,6 +89,7 @@ void ams_trainer_free(ams_trainer *t) {
     ams_params_free(t->pretrained);
     ams_adam_free(t->adam);
     free(t->mask);
+    free(t->w0);
     free(t->x);
     free(t->y);
     free(t);
@@ -144,6 +146,33 @@ static ams_status batch_grad(ams_trainer *t, shape_graph *sg, const ams_horizon 
     return ams_graph_backward(sg->g, be, sg->loss, err);
 }
 
+/* coord by change: n unmasked Adam steps from the current weights, the mask = the elements
+ * that moved most, then the weights and Adam's state go back to where they were. */
+static ams_status probe_mask(ams_trainer *t, shape_graph *sg, const ams_horizon *h,
+                             const ams_trainer_opts *o, int n, ams_rng *rng,
+                             ams_trainer_result *res, ams_err *err) {
+    size_t total = t->params->total;
+    if (!t->w0) {
+        t->w0 = malloc(total ? total * sizeof(float) : 1);
+        AMS_FAIL_IF(!t->w0, err, AMS_E_NOMEM, "trainer: out of memory");
+    }
+    float *v = t->params->values;
+    memcpy(t->w0, v, total * sizeof(float));
+    double loss = 0;
+    for (int k = 0; k < n; k++) {
+        AMS_TRY(batch_grad(t, sg, h, o, rng, &loss, err));
+        ams_adam_step(t->adam, v, t->params->grads, NULL);
+    }
+    /* the score goes into grads (overwritten by the next batch anyway) */
+    for (size_t i = 0; i < total; i++) t->params->grads[i] = v[i] - t->w0[i];
+    AMS_TRY(ams_coord_mask(t->params, o->strategy, o->fraction, t->params->grads, rng, t->mask,
+                           &res->selected, err));
+    t->have_mask = 1;
+    memcpy(v, t->w0, total * sizeof(float));
+    ams_adam_reset(t->adam);
+    return AMS_OK;
+}
+
 ams_status ams_trainer_phase(ams_trainer *t, const ams_horizon *h, const ams_trainer_opts *o,
                              ams_trainer_result *res, ams_err *err) {
     double t0 = now_s();
@@ -154,6 +183,8 @@ ams_status ams_trainer_phase(ams_trainer *t, const ams_horizon *h, const ams_tra
     AMS_FAIL_IF(!(o->lr > 0) || !isfinite(o->lr), err, AMS_E_INVAL, "trainer: bad lr");
     AMS_FAIL_IF(o->strategy != AMS_STRATEGY_FULL && !(o->fraction > 0 && o->fraction <= 1), err,
                 AMS_E_INVAL, "trainer: fraction must be in (0, 1], got %g", o->fraction);
+    AMS_FAIL_IF(o->coord_probe < 0 || o->coord_probe > 10000, err, AMS_E_INVAL,
+                "trainer: coord probe steps must be in 0..10000, got %d", o->coord_probe);
     AMS_FAIL_IF(!h || ams_horizon_count(h) == 0, err, AMS_E_INVAL,
                 "trainer: the horizon holds no labelled frame");
     if (o->batch > t->xcap) {
@@ -185,14 +216,18 @@ ams_status ams_trainer_phase(ams_trainer *t, const ams_horizon *h, const ams_tra
     ams_rng_seed(&rng, o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)t->phase);
 
     double loss = 0;
+    int probe = o->strategy == AMS_STRATEGY_COORD ? o->coord_probe : 0;
+    if (probe > 0) AMS_TRY(probe_mask(t, sg, h, o, probe, &rng, res, err));
     for (int k = 0; k < o->iters; k++) {
         AMS_TRY(batch_grad(t, sg, h, o, &rng, &loss, err));
         if (k == 0) {
             res->loss_first = loss;
             /* the mask: the first batch's gradient magnitude scores coord */
-            AMS_TRY(ams_coord_mask(t->params, o->strategy, o->fraction, t->params->grads, &rng,
-                                   t->mask, &res->selected, err));
-            t->have_mask = 1;
+            if (probe == 0) {
+                AMS_TRY(ams_coord_mask(t->params, o->strategy, o->fraction, t->params->grads,
+                                       &rng, t->mask, &res->selected, err));
+                t->have_mask = 1;
+            }
         }
         res->loss_last = loss;
         ams_adam_step(t->adam, t->params->values, t->params->grads, t->mask);

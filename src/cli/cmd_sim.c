@@ -29,6 +29,8 @@ static const char *const HELP =
     "options, with the defaults for short videos (vtest.avi: 79.5 s at 10 fps):\n"
     "  --uplink-kbps B 150 --downlink-kbps B 150   link budgets (0 = unlimited, lossless)\n"
     "  --strategy S coord (full first last both rand) --fraction F 0.05\n"
+    "  --coord-probe N 0  coord's score: 0 = |gradient| of the first batch; N = the change\n"
+    "                 after N Adam steps on every element (the reference: 1), then undone\n"
     "  --send-period S 10 --first-send S (= S/2: the first upload leaves sooner)\n"
     "  --train-period T 10 --first-train S (= T) --memory S 60\n"
     "  --iters K 20 --batch B 8 --lr 0.001 --seed N 1 --no-restore --no-asr --no-atr\n"
@@ -283,6 +285,7 @@ int ams_cmd_sim(int argc, char **argv) {
         DBL("--label-height", 16, 4096, lh)
         INT("--iters", 1, 1000000, c.train.iters)
         INT("--seeds", 1, AMS_SIM_MAX_SEEDS, nseeds)
+        INT("--coord-probe", 0, 10000, c.train.coord_probe)
         INT("--batch", 1, 1024, c.train.batch)
         INT("--jit-max-iters", 1, 1000000, c.jit_iters)
         INT("--jit-iters", 1, 1000000, c.jit_iters) /* the old name */
