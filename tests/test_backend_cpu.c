@@ -136,10 +136,43 @@ static int test_conv_fixed_shapes(void) {
         make_desc(3, 12, 16, 33, 33, 5, 5, 1, 1, 1, 1, 33, 1, 0, 0, 0, 0),  /* depthwise 5x5, c % 16 */
         make_desc(2, 18, 26, 5, 3, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),     /* tiled (transposed 2x2 s2) */
         make_desc(2, 32, 40, 1, 16, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),    /* selfie's 16 -> 1 upsampling */
+        make_desc(3, 10, 70, 2, 32, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),    /* tiled, 16-lane paths, 2 blocks + tail */
+        make_desc(1, 4, 12, 3, 80, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),     /* tiled, oc > 64: dot products */
         make_desc(1, 9, 12, 4, 6, 3, 2, 3, 2, 1, 1, 1, 0, 0, 0, 0, 0),      /* tiled, 3x2 windows */
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0] && !rc; i++) rc = check_conv(cpu, &cases[i]);
+    ams_backend_free(cpu);
+    return rc;
+}
+
+/* Convs of one shape with different weight tensors share a oneDNN entry, which keeps the
+ * reordered weights of up to 4 tensors: 3 tensors called in turn for 3 rounds, one changed
+ * in place between rounds (its kept copy must be refreshed), then 6 tensors in turn (more
+ * than the slots: evictions), with and without a bias, all match the reference. */
+static int test_conv_weight_slots(void) {
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err), *ref = ams_backend_ref();
+    CHECKF(cpu, "%s", err.msg);
+    ams_conv2d_desc dd = make_desc(1, 12, 16, 32, 32, 5, 5, 1, 1, 1, 1, 32, 1, 0, 0, 0, 0);
+    const ams_conv2d_desc *d = &dd;
+    size_t nin = (size_t)d->n * d->h * d->w * d->c, nout = (size_t)d->n * d->oh * d->ow * d->oc;
+    size_t nw = (size_t)d->kh * d->kw * (d->c / d->groups) * d->oc;
+    float *x = rnd(nin), *b = rnd((size_t)d->oc), *y1 = rnd(nout), *y2 = rnd(nout), *w[6];
+    for (int k = 0; k < 6; k++) w[k] = rnd(nw);
+    int rc = 0;
+    for (int round = 0; round < 5 && !rc; round++) {
+        const int nk = round < 3 ? 3 : 6;
+        w[2][round] += 0.5f; /* changed in place */
+        for (int k = 0; k < nk && !rc; k++) {
+            const float *bias = k == 1 ? b : NULL;
+            ref->conv2d_forward(ref, y1, x, w[k], bias, d);
+            cpu->conv2d_forward(cpu, y2, x, w[k], bias, d);
+            CLOSE(y2, y1, nout, 2e-5, "forward with one of several weight tensors");
+        }
+    }
+    for (int k = 0; k < 6; k++) free(w[k]);
+    free(x), free(b), free(y1), free(y2);
     ams_backend_free(cpu);
     return rc;
 }
@@ -437,6 +470,7 @@ int main(int argc, char **argv) {
         {"selection", test_selection},
         {"conv_fixed_shapes", test_conv_fixed_shapes},
         {"conv_random_shapes", test_conv_random_shapes},
+        {"conv_weight_slots", test_conv_weight_slots},
         {"elementwise", test_elementwise},
         {"resize", test_resize},
         {"softmax_ce", test_softmax_ce},

@@ -135,6 +135,14 @@ int ams_graph_bce_logits(ams_graph *g, int logits, int labels);
 /* Keeps a node's value readable after forward (plans never reuse its memory). Nodes
  * that nothing consumes are kept anyway. Call before ams_graph_plan. */
 void ams_graph_keep(ams_graph *g, int node);
+/* Plan-time fusion (default on; takes effect at the next ams_graph_plan): hard-swish chains
+ * (affine, affine, relu6, mul) as one op in every plan; in AMS_PLAN_INFER, conv -> [frozen BN]
+ * -> [relu | relu6 | hard-swish] -> [residual add] as one conv call; in AMS_PLAN_TRAIN,
+ * conv -> relu | relu6 and conv -> residual add as one conv call (backends with
+ * conv2d_forward_act). Values are those of the unfused graph (hard-swish bitwise; fused conv
+ * epilogues within rounding). on = 0: every op runs alone (the oracle the fused plans are
+ * tested against). */
+void ams_graph_set_fusion(ams_graph *g, int on);
 
 /* ---- queries ---- */
 ams_params *ams_graph_params(const ams_graph *g);

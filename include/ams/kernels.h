@@ -40,7 +40,12 @@ typedef struct ams_conv2d_desc {
 } ams_conv2d_desc;
 
 /* Activations a convolution can apply to its output (conv2d_forward_act). */
-enum { AMS_CONV_ACT_NONE = 0, AMS_CONV_ACT_RELU = 1, AMS_CONV_ACT_RELU6 = 2 };
+enum {
+    AMS_CONV_ACT_NONE = 0,
+    AMS_CONV_ACT_RELU = 1,
+    AMS_CONV_ACT_RELU6 = 2,
+    AMS_CONV_ACT_HSWISH = 3, /* x * relu6(x + 3) / 6 (oneDNN's hardswish) */
+};
 
 /* Average / max pooling, NHWC. Padded positions never count: an average divides
  * by the number of real input elements under the window (TF semantics). */
@@ -87,12 +92,14 @@ struct ams_backend {
                                     float *dbias, const float *dout, const float *in,
                                     const float *weight, const ams_conv2d_desc *d);
     /* Optional (NULL: not provided): conv2d_forward with an activation applied to every
-     * output in the same pass (act: AMS_CONV_ACT_*). The executor of an AMS_PLAN_INFER
-     * graph uses it for conv -> [frozen BN folded into weight/bias] -> [ReLU/ReLU6] chains;
-     * without it the chain runs op by op. */
+     * output in the same pass (act: AMS_CONV_ACT_*), its result multiplied by act_scale (1
+     * but for a hard-swish spelled with another constant than 1/6), then addend (n,oh,ow,oc;
+     * NULL: none, else it must not overlap out) added: out = act(conv + bias) * act_scale +
+     * addend. The executor uses it for fused conv chains (graph.h, ams_graph_set_fusion);
+     * without it they run op by op. */
     void (*conv2d_forward_act)(const ams_backend *be, float *out, const float *in,
                                const float *weight, const float *bias, const ams_conv2d_desc *d,
-                               int act);
+                               int act, float act_scale, const float *addend);
     /* out (n,h,w,c) from in (n,oh,ow,oc); bias (c) or NULL */
     void (*conv2d_transpose_forward)(const ams_backend *be, float *out, const float *in,
                                      const float *weight, const float *bias,
@@ -130,6 +137,16 @@ struct ams_backend {
                            float b, int64_t n);
     void (*affine_backward)(const ams_backend *be, float *din, const float *dout, float a,
                             int64_t n);
+
+    /* Hard-swish as imported graphs spell it, in one pass: with ab = {a1, b1, a2, b2},
+     * out = (in*a1 + b1) * relu6(in*a2 + b2) (TF.js MobileNetV3: {1/6, 0, 1, 3}); the value
+     * of the op chain affine, affine, relu6, mul it replaces, bitwise. The backward reads the
+     * forward INPUT: din (+)= dout*relu6(t)*a1 + [0 < relu6(t) < 6]*dout*(in*a1 + b1)*a2,
+     * t = in*a2 + b2, in the chain's order; set = 1: din is OVERWRITTEN (holds garbage). */
+    void (*hswish_forward)(const ams_backend *be, float *out, const float *in, const float *ab,
+                           int64_t n);
+    void (*hswish_backward)(const ams_backend *be, float *din, const float *dout,
+                            const float *in, const float *ab, int64_t n, int set);
 
     /* Optional (NULL: not provided): relu / relu6 / affine backward with din OVERWRITTEN (it
      * holds garbage), for the first gradient an activation receives (saves zeroing it and

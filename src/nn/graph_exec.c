@@ -78,17 +78,23 @@ static void forward_fused_conv(ams_graph *g, const ams_backend *be, ams_node *n)
         b = fb;
     }
     be->conv2d_forward_act(be, g->nodes[n->fuse_last].value, in(g, n, 0)->value, w, b, &n->conv,
-                           n->fuse_act);
+                           n->fuse_act, n->fuse_scale,
+                           n->fuse_addend >= 0 ? g->nodes[n->fuse_addend].value : NULL);
 }
 
 static void forward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     float *out = n->value;
+    if (n->hs_by >= 0) return; /* inside a hard-swish its mul runs */
     if (be->conv2d_forward_act) {
         if (n->fused_by >= 0) return; /* its conv ran it */
         if (n->fuse_last >= 0) {
             forward_fused_conv(g, be, n);
             return;
         }
+    }
+    if (n->hs_x >= 0) {
+        be->hswish_forward(be, out, g->nodes[n->hs_x].value, n->hs_ab, (int64_t)n->numel);
+        return;
     }
     switch (n->op) {
     case AMS_OP_INPUT:
@@ -182,6 +188,11 @@ static void forward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
 
 ams_status ams_graph_forward(ams_graph *g, const ams_backend *be, ams_err *err) {
     AMS_FAIL_IF(!g->planned, err, AMS_E_INVAL, "forward before ams_graph_plan");
+    AMS_FAIL_IF(g->hswish_fused && (!be->hswish_forward || !be->hswish_backward), err,
+                AMS_E_INVAL,
+                "backend '%s' has no hard-swish kernel: plan the graph with fusion off "
+                "(ams_graph_set_fusion)",
+                be->name);
     for (int i = 0; i < g->count; i++) {
         const ams_node *n = &g->nodes[i];
         AMS_FAIL_IF((n->op == AMS_OP_INPUT || n->op == AMS_OP_LABELS) && !n->grad_ready, err,
@@ -201,10 +212,9 @@ ams_status ams_graph_forward(ams_graph *g, const ams_backend *be, ams_err *err) 
     return AMS_OK;
 }
 
-/* The gradient buffer of input k if a gradient flows into it, else NULL; zeroes an
+/* The gradient buffer of node x if a gradient flows into it, else NULL; zeroes an
  * arena gradient the first time this backward pass touches it. */
-static float *dinput(ams_graph *g, ams_node *n, int k) {
-    ams_node *x = in(g, n, k);
+static float *dnode(ams_graph *g, ams_node *x) {
     if (!x->needs_grad || !x->grad) return NULL;
     if (!x->grad_ready) {
         if (x->op != AMS_OP_PARAM) {
@@ -217,10 +227,12 @@ static float *dinput(ams_graph *g, ams_node *n, int k) {
     return x->grad;
 }
 
-/* Like dinput, but a gradient this pass has not touched yet is returned as it is (not
+/* The gradient buffer of input k (dnode). */
+static float *dinput(ams_graph *g, ams_node *n, int k) { return dnode(g, in(g, n, k)); }
+
+/* Like dnode, but a gradient this pass has not touched yet is returned as it is (not
  * zeroed) with *fresh = 1: the caller's kernel overwrites it. */
-static float *dinput_fresh(ams_graph *g, ams_node *n, int k, int *fresh) {
-    ams_node *x = in(g, n, k);
+static float *dnode_fresh(ams_graph *g, ams_node *x, int *fresh) {
     *fresh = 0;
     if (!x->needs_grad || !x->grad) return NULL;
     if (!x->grad_ready && x->op != AMS_OP_PARAM) {
@@ -228,11 +240,22 @@ static float *dinput_fresh(ams_graph *g, ams_node *n, int k, int *fresh) {
         *fresh = 1;
         return x->grad;
     }
-    return dinput(g, n, k);
+    return dnode(g, x);
+}
+
+static float *dinput_fresh(ams_graph *g, ams_node *n, int k, int *fresh) {
+    return dnode_fresh(g, in(g, n, k), fresh);
 }
 
 static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     const float *dout = n->grad;
+    if (n->hs_x >= 0) { /* a fused hard-swish: straight into its input's gradient */
+        ams_node *x = &g->nodes[n->hs_x];
+        int fresh = 0;
+        float *dx = dnode_fresh(g, x, &fresh);
+        if (dx) be->hswish_backward(be, dx, dout, x->value, n->hs_ab, (int64_t)n->numel, fresh);
+        return;
+    }
     switch (n->op) {
     case AMS_OP_INPUT:
     case AMS_OP_LABELS:

@@ -40,13 +40,22 @@ typedef struct ams_node {
     float *aux;             /* dropout mask (arena) */
     size_t value_off, grad_off, aux_off; /* arena byte offsets, SIZE_MAX = not in arena */
     int grad_ready;         /* backward: grad buffer zeroed this pass */
-    /* inference fusion (AMS_PLAN_INFER, backends with conv2d_forward_act): a conv whose
-     * value only feeds a frozen BN and/or a ReLU/ReLU6 runs the chain as one kernel call */
+    /* conv fusion (graph_plan.c plan_fusion; backends with conv2d_forward_act): a conv whose
+     * value only feeds a frozen BN (inference) and/or an activation and/or a residual add
+     * runs the chain as one kernel call */
     int fuse_bn;            /* conv: the BN node folded into it, or -1 */
     int fuse_last;          /* conv: the chain's last node (its value is the output), or -1 */
     int fuse_act;           /* conv: AMS_CONV_ACT_* */
-    int fused_by;           /* BN/ReLU/ReLU6 run by conv node fused_by, or -1 */
+    float fuse_scale;       /* conv: the activation's scale (conv2d_forward_act) */
+    int fuse_addend;        /* conv: the other operand of a residual add ending the chain, or -1 */
+    int fused_by;           /* BN / activation / residual add run by conv node fused_by, or -1 */
     float *fold;            /* conv with fuse_bn: folded weights then bias (owned) */
+    /* hard-swish fusion (every plan unless fusion is off): mul(affine(x), relu6(affine(x)))
+     * runs as one hswish kernel call by the mul node */
+    int hs_x;               /* mul: the chain's input node x, or -1 */
+    float hs_ab[4];         /* mul: {a1, b1, a2, b2}: (x*a1 + b1) * relu6(x*a2 + b2) */
+    int hs_by;              /* the chain's affine/affine/relu6 nodes: the mul running them, or -1
+                             * (no value, no gradient in the arena) */
     float scalar, dscalar;  /* loss value and its gradient */
     int64_t count;          /* loss: pixels counted */
 } ams_node;
@@ -76,6 +85,8 @@ struct ams_graph {
     size_t arena_bytes;
     ams_rng rng;            /* dropout masks */
     int forward_done;
+    int no_fusion;          /* ams_graph_set_fusion(g, 0) */
+    int hswish_fused;       /* the plan has hard-swish fusions (the backend must have hswish) */
     ams_graph_prof *prof;   /* NULL: profiling off (the executor checks nothing else) */
 };
 

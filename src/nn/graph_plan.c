@@ -76,32 +76,92 @@ static int sole_consumer(const ams_graph *g, const int *uses, int i, ams_op op) 
     return -1;
 }
 
-/* Inference fusion: every conv2d whose value feeds only a frozen batch norm (whose
- * statistics and affine parameters exist before the conv runs) and/or only a ReLU/ReLU6
- * becomes one chain, run by the conv node (graph_exec.c) when the backend has
- * conv2d_forward_act: BN folded into a copy of the weights and bias (n->fold, refreshed
- * every forward), the activation fused into the kernel. The chain's last node's value
- * lives from the conv's step (see the lifetimes below); the intermediate values keep their
- * own buffers so that a backend without the fused kernel still runs the chain op by op. */
+/* Is node j an intermediate (used once, not kept) affine / relu6 node? */
+static int inner(const ams_graph *g, const int *uses, int j, ams_op op) {
+    const ams_node *nd = &g->nodes[j];
+    return nd->op == op && uses[j] == 1 && !nd->keep;
+}
+
+/* Hard-swish fusion: m = affine(x, a1, b1), r = relu6(affine(x, a2, b2)), y = mul(m, r) (or
+ * mul(r, m)), every intermediate used once and not kept, runs as one hswish kernel call by
+ * the mul node (graph_exec.c): one pass over x forward, one over x and dy backward, instead of
+ * four and four; the intermediates get no arena memory. The backward reads x (its value
+ * lives until the mul's backward step: the lifetimes below). */
+static void plan_hswish(ams_graph *g, const int *uses) {
+    for (int i = 0; i < g->count; i++) {
+        ams_node *m = &g->nodes[i];
+        if (m->op != AMS_OP_MUL || m->nin != 2) continue;
+        for (int k = 0; k < 2; k++) {
+            int a1 = m->xs[k], r = m->xs[1 - k];
+            if (!inner(g, uses, a1, AMS_OP_AFFINE) || !inner(g, uses, r, AMS_OP_RELU6)) continue;
+            int a2 = g->nodes[r].xs[0];
+            if (!inner(g, uses, a2, AMS_OP_AFFINE)) continue;
+            int x = g->nodes[a1].xs[0];
+            if (g->nodes[a2].xs[0] != x || g->nodes[x].numel != m->numel || g->nodes[x].is_u8)
+                continue;
+            m->hs_x = x;
+            m->hs_ab[0] = g->nodes[a1].a, m->hs_ab[1] = g->nodes[a1].b;
+            m->hs_ab[2] = g->nodes[a2].a, m->hs_ab[3] = g->nodes[a2].b;
+            g->nodes[a1].hs_by = g->nodes[a2].hs_by = g->nodes[r].hs_by = i;
+            g->hswish_fused = 1;
+            break;
+        }
+    }
+}
+
+/* Is a hard-swish's {a1, b1, a2, b2} oneDNN's hardswish, x * relu6(x + 3) / 6, times a
+ * scale (a1 * 6: the selfie's a1 is 1/6 rounded to half precision)? */
+static int standard_hswish(const float *ab) {
+    const float std[3] = {0.0f, 1.0f, 3.0f};
+    return memcmp(ab + 1, std, sizeof std) == 0;
+}
+
+/* The hard-swish mul node whose chain input is x when x feeds nothing else, else -1. */
+static int hswish_of(const ams_graph *g, const int *uses, int x) {
+    if (uses[x] != 2 || g->nodes[x].keep) return -1;
+    for (int j = x + 1; j < g->count; j++)
+        if (g->nodes[j].hs_x == x) return j;
+    return -1;
+}
+
+/* Conv fusion. Inference: every conv2d whose value feeds only a frozen batch norm (whose
+ * statistics and affine parameters exist before the conv runs) and/or only a ReLU/ReLU6 or
+ * a standard hard-swish, and then only a residual add of a same-shaped tensor computed
+ * before the conv, becomes one chain, run by the conv node (graph_exec.c) when the backend
+ * has conv2d_forward_act: BN folded into a copy of the weights and bias (n->fold, refreshed
+ * every forward), the activation and the add fused into the kernel (oneDNN post-ops).
+ * Training: conv -> ReLU/ReLU6, or conv -> residual add (the conv's backward reads its
+ * input, the activation's its output, the add's nothing: the conv's own value is never
+ * needed). The chain's last node's value lives from the conv's step (see the lifetimes
+ * below); the conv's value keeps its own buffer so that a backend without the fused kernel
+ * still runs the chain op by op (a hard-swish then as its one hswish op). */
 static ams_status plan_fusion(ams_graph *g, ams_err *err) {
     const int n = g->count;
     for (int i = 0; i < n; i++) {
         ams_node *nd = &g->nodes[i];
         nd->fuse_bn = nd->fuse_last = nd->fused_by = -1;
         nd->fuse_act = AMS_CONV_ACT_NONE;
+        nd->fuse_scale = 1.0f;
+        nd->fuse_addend = -1;
+        nd->hs_x = nd->hs_by = -1;
         free(nd->fold);
         nd->fold = NULL;
     }
-    if (g->mode != AMS_PLAN_INFER) return AMS_OK;
+    g->hswish_fused = 0;
+    if (g->no_fusion) return AMS_OK;
     int *uses = calloc((size_t)n + 1, sizeof *uses);
     AMS_FAIL_IF(!uses, err, AMS_E_NOMEM, "out of memory planning the graph");
     for (int j = 0; j < n; j++)
         for (int k = 0; k < g->nodes[j].nin; k++) uses[g->nodes[j].xs[k]]++;
+    plan_hswish(g, uses);
+    const int train = g->mode == AMS_PLAN_TRAIN;
     for (int i = 0; i < n; i++) {
         ams_node *cv = &g->nodes[i];
         if (cv->op != AMS_OP_CONV2D) continue;
         int last = i;
-        int bn = sole_consumer(g, uses, i, AMS_OP_BATCHNORM);
+        /* training: BN's gamma/beta get gradients (no folding), and a hard-swish's backward
+         * needs the conv's value (the chain stays one hswish op after the conv) */
+        int bn = train ? -1 : sole_consumer(g, uses, i, AMS_OP_BATCHNORM);
         if (bn >= 0) {
             const ams_node *b = &g->nodes[bn];
             for (int k = 1; k < 5 && bn >= 0; k++)
@@ -114,8 +174,37 @@ static ams_status plan_fusion(ams_graph *g, ams_err *err) {
             act = sole_consumer(g, uses, last, AMS_OP_RELU);
             kind = AMS_CONV_ACT_RELU;
         }
+        if (act < 0 && !train) {
+            act = hswish_of(g, uses, last);
+            kind = AMS_CONV_ACT_HSWISH;
+            if (act >= 0 && !standard_hswish(g->nodes[act].hs_ab)) act = -1;
+        }
         if (act >= 0) last = act;
+        /* a residual add of the chain's value and a tensor computed before the conv, both
+         * of its shape (training: not after an activation, whose output its backward reads) */
+        int add = -1, addend = -1;
+        if (!(train && act >= 0) && uses[last] == 1 && !g->nodes[last].keep) {
+            for (int j = last + 1; j < n && add < 0; j++) {
+                const ams_node *a = &g->nodes[j];
+                int k = a->nin != 2 ? -1 : a->xs[0] == last ? 0 : a->xs[1] == last ? 1 : -1;
+                if (a->op != AMS_OP_ADD || k < 0) {
+                    if (k >= 0) break; /* the consumer is not an add */
+                    continue;
+                }
+                int o = a->xs[1 - k];
+                if (o != last && ready_before(g, o, i) && !g->nodes[o].is_u8 &&
+                    g->nodes[o].numel == a->numel && g->nodes[last].numel == a->numel)
+                    add = j, addend = o;
+                break;
+            }
+        }
+        if (add >= 0) last = add;
         if (last == i) continue;
+        if (add >= 0) {
+            cv->fuse_addend = addend;
+            g->nodes[add].fused_by = i;
+        }
+        if (act >= 0 && kind == AMS_CONV_ACT_HSWISH) cv->fuse_scale = g->nodes[act].hs_ab[0] * 6.0f;
         if (bn >= 0) {
             size_t wn = g->nodes[cv->xs[1]].numel;
             cv->fold = malloc((wn + (size_t)cv->conv.oc) * sizeof(float));
@@ -238,12 +327,18 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
                 gstart[i] = tb;
         }
         if (bwd && backward_reads_output(nd->op) && vend[j] < tb) vend[j] = tb;
+        if (nd->hs_x >= 0) { /* a fused hard-swish reads its chain's input x */
+            int x = nd->hs_x;
+            long e = bwd ? tb : j;
+            if (vend[x] < e) vend[x] = e;
+            if (bwd && g->nodes[x].needs_grad && gstart[x] > tb) gstart[x] = tb;
+        }
     }
     int m = 0;
     for (int i = 0; consumers && i < n; i++) {
         ams_node *nd = &g->nodes[i];
         nd->value_off = nd->grad_off = nd->aux_off = SIZE_MAX;
-        if (!in_arena(nd)) continue;
+        if (!in_arena(nd) || nd->hs_by >= 0) continue;
         int is_input = nd->op == AMS_OP_INPUT || nd->op == AMS_OP_LABELS;
         /* inputs live across calls: set once, forward any number of times */
         /* a fused chain's output is written by its conv (plan_fusion) */
@@ -286,6 +381,8 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
         } else if (is_loss(nd->op)) {
             nd->value = &nd->scalar;
             nd->grad = &nd->dscalar;
+        } else if (nd->value_off == SIZE_MAX) { /* inside a fused hard-swish */
+            continue;
         } else {
             nd->value = (float *)(void *)(g->arena + nd->value_off);
             if (nd->grad_off != SIZE_MAX) nd->grad = (float *)(void *)(g->arena + nd->grad_off);
@@ -298,3 +395,5 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
 }
 
 size_t ams_graph_arena_bytes(const ams_graph *g) { return g->arena_bytes; }
+
+void ams_graph_set_fusion(ams_graph *g, int on) { g->no_fusion = !on; }

@@ -69,7 +69,7 @@ ams_status ams_backend_cpu_create(int threads, const ams_backend **out, ams_err 
      * for tuning experiments (docs/performance.md) */
     const char *mp = getenv("AMS_CPU_MIN_PARALLEL");
     long long v = mp ? atoll(mp) : 0;
-    cb->st.min_parallel = v >= 1 && v <= ((long long)1 << 40) ? (int64_t)v : 131072;
+    cb->st.min_parallel = v >= 1 && v <= ((long long)1 << 40) ? (int64_t)v : 400000;
     ams_cpu_fill_table(&cb->be);
     ams_cpu_fill_broadcast(&cb->be);
     ams_cpu_fill_bce(&cb->be);

@@ -29,18 +29,35 @@ static int small_backward(const ams_backend *be, float *din, float *dweight, flo
     return 1;
 }
 
-/* out[i] = act(out[i]) on the calling thread (the paths without a fused epilogue). */
-static void apply_act(float *out, int64_t n, int act) {
+/* out[i] = act(out[i]) * scale on the calling thread (the paths without a fused epilogue;
+ * scale is 1 but for hard-swish). */
+static void apply_act(float *out, int64_t n, int act, float scale) {
     if (act == AMS_CONV_ACT_RELU)
         for (int64_t i = 0; i < n; i++) out[i] = out[i] > 0.0f ? out[i] : 0.0f;
     else if (act == AMS_CONV_ACT_RELU6)
         for (int64_t i = 0; i < n; i++) out[i] = out[i] > 0.0f ? (out[i] < 6.0f ? out[i] : 6.0f) : 0.0f;
+    else if (act == AMS_CONV_ACT_HSWISH)
+        for (int64_t i = 0; i < n; i++) {
+            float t = out[i] + 3.0f;
+            t = t > 0.0f ? (t < 6.0f ? t : 6.0f) : 0.0f;
+            out[i] = out[i] * (scale / 6.0f) * t;
+        }
 }
 
 static int64_t out_numel(const ams_conv2d_desc *d) { return (int64_t)d->n * d->oh * d->ow * d->oc; }
 
+/* out[i] += addend[i] (the paths without a fused binary post-op). */
+static void add_addend(const ams_backend *be, float *out, const float *addend,
+                       const ams_conv2d_desc *d) {
+    if (addend) ams_cpu_add_into(be, out, addend, out_numel(d));
+}
+
 #ifdef AMS_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
+
+/* Weight tensors whose reordered forward copy an entry keeps (selfie inference: convs of
+ * the same shape, each reordered every call when there was one copy, 19 reorders a frame). */
+#define W_SLOTS 4
 
 /* One primitive and its argument memories (created once, handles set per call). */
 typedef struct prim {
@@ -53,15 +70,23 @@ typedef struct conv_entry {
     ams_conv2d_desc d;
     int has_bias;
     int act;           /* AMS_CONV_ACT_*: an eltwise post-op of the forward primitive */
+    float act_scale;   /* the post-op's scale */
+    int has_addend;    /* a binary add post-op (a residual) after the activation */
     int threads;       /* 1 for convs too small to pay for a parallel region */
     int bad_fwd, bad_bwd_d, bad_bwd_w; /* setup failed: use the reference kernel */
     dnnl_primitive_desc_t fwd_pd;
     prim fwd, fwd_wre;   /* conv forward; weights reorder user -> its layout (p may be NULL) */
     prim bwd_d, bwd_d_wre;
     prim bwd_w, bwd_w_dwre; /* backward weights; reorder its dweight -> user HWIO with += */
-    float *w_fwd, *w_bwd_d, *dw_tmp;
-    float *w_seen;     /* the weights w_fwd was reordered from (skip the reorder if unchanged) */
-    int w_seen_valid;
+    float *w_bwd_d, *dw_tmp;
+    /* forward weights in the primitive's layout, for up to W_SLOTS weight tensors (convs
+     * of one shape share an entry): w_fwd[k] was reordered from w_seen[k], a copy of the
+     * tensor at w_ptr[k] (the reorder is skipped while it is unchanged) */
+    float *w_fwd[W_SLOTS], *w_seen[W_SLOTS];
+    const float *w_ptr[W_SLOTS];
+    int w_valid[W_SLOTS];
+    int w_next;        /* the slot a new weight tensor takes (round robin) */
+    size_t w_user_bytes, w_fwd_bytes;
 } conv_entry;
 
 struct cpu_conv_cache {
@@ -91,9 +116,11 @@ static cpu_conv_cache *cache(ams_cpu_state *st) {
 }
 
 static conv_entry *find_entry(ams_cpu_state *st, cpu_conv_cache *c, const ams_conv2d_desc *d,
-                              int has_bias, int act) {
+                              int has_bias, int act, float act_scale, int has_addend) {
     for (size_t i = 0; i < c->n; i++)
         if (c->e[i]->has_bias == has_bias && c->e[i]->act == act &&
+            c->e[i]->has_addend == has_addend &&
+            !memcmp(&c->e[i]->act_scale, &act_scale, sizeof act_scale) &&
             !memcmp(&c->e[i]->d, d, sizeof *d))
             return c->e[i];
     if (c->n == c->cap) {
@@ -111,8 +138,13 @@ static conv_entry *find_entry(ams_cpu_state *st, cpu_conv_cache *c, const ams_co
     e->d = *d;
     e->has_bias = has_bias;
     e->act = act;
+    e->act_scale = act_scale;
+    e->has_addend = has_addend;
     double macs = (double)d->n * d->oh * d->ow * d->oc * d->kh * d->kw * (d->c / d->groups);
-    e->threads = macs < 2e5 ? 1 : st->threads; /* ~50 us of work or less: one thread */
+    /* under ~4 M multiply-adds (~50 us on one core) a conv runs on the calling thread: waking
+     * the sleeping pool and its barrier cost more (selfie batch-1 inference, loaded 2-core
+     * machine: 1.65-1.75 ms/frame at 4e6 vs 2.2-2.35 at the former 2e5; 1e6: 1.8-1.9) */
+    e->threads = macs < 4e6 ? 1 : st->threads;
     c->e[c->n++] = e;
     return e;
 }
@@ -241,14 +273,23 @@ static int setup_fwd(ams_cpu_state *st, cpu_conv_cache *c, conv_entry *e) {
     dnnl_primitive_attr_t a = user_scratch_attr();
     if (!a) return 0;
     dnnl_post_ops_t po = NULL;
-    if (e->act != AMS_CONV_ACT_NONE) { /* relu = max(x, 0); relu6 = clip(x, 0, 6) */
-        int ok = dnnl_post_ops_create(&po) == dnnl_success &&
-                 dnnl_post_ops_append_eltwise(po, 1.0f,
-                                              e->act == AMS_CONV_ACT_RELU ? dnnl_eltwise_relu
-                                                                          : dnnl_eltwise_clip,
-                                              0.0f, e->act == AMS_CONV_ACT_RELU ? 0.0f : 6.0f) ==
-                     dnnl_success &&
-                 dnnl_primitive_attr_set_post_ops(a, po) == dnnl_success;
+    int npo = 0; /* post-ops appended */
+    if (e->act != AMS_CONV_ACT_NONE || e->has_addend) {
+        /* relu = max(x, 0); relu6 = clip(x, 0, 6); hardswish = x * relu6(x + 3) / 6; then
+         * the addend as a binary add of a tensor shaped like dst */
+        dnnl_alg_kind_t alg = e->act == AMS_CONV_ACT_RELU    ? dnnl_eltwise_relu
+                              : e->act == AMS_CONV_ACT_RELU6 ? dnnl_eltwise_clip
+                                                             : dnnl_eltwise_hardswish;
+        int ok = dnnl_post_ops_create(&po) == dnnl_success;
+        if (ok && e->act != AMS_CONV_ACT_NONE) {
+            ok = dnnl_post_ops_append_eltwise(po, e->act_scale, alg, 0.0f,
+                                              e->act == AMS_CONV_ACT_RELU6 ? 6.0f : 0.0f) ==
+                 dnnl_success;
+            npo++;
+        }
+        if (ok && e->has_addend)
+            ok = dnnl_post_ops_append_binary(po, dnnl_binary_add, &g.dst) == dnnl_success;
+        ok = ok && dnnl_primitive_attr_set_post_ops(a, po) == dnnl_success;
         if (!ok) {
             if (po) dnnl_post_ops_destroy(po);
             dnnl_primitive_attr_destroy(a);
@@ -259,12 +300,16 @@ static int setup_fwd(ams_cpu_state *st, cpu_conv_cache *c, conv_entry *e) {
     if (po) dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(a);
     if (!ok) return 0;
-    static const int args_b[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
-    if (!make_prim(st, c, &e->fwd, e->fwd_pd, args_b, e->has_bias ? 4 : 3)) return 0;
+    int args_b[5] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS}, nargs = 3;
+    if (e->has_bias) nargs++;
+    if (e->has_addend) args_b[nargs++] = DNNL_ARG_ATTR_MULTIPLE_POST_OP(npo) | DNNL_ARG_SRC_1;
+    if (!make_prim(st, c, &e->fwd, e->fwd_pd, args_b, nargs)) return 0;
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(e->fwd_pd, dnnl_query_weights_md, 0);
     if (dnnl_memory_desc_equal(wmd, &g.wuser)) return 1;
-    e->w_seen = ams_cpu_alloc(st, dnnl_memory_desc_get_size(&g.wuser));
-    return e->w_seen && make_reorder(st, c, &e->fwd_wre, &g.wuser, wmd, 0, &e->w_fwd);
+    e->w_user_bytes = dnnl_memory_desc_get_size(&g.wuser);
+    e->w_fwd_bytes = dnnl_memory_desc_get_size(wmd);
+    e->w_seen[0] = ams_cpu_alloc(st, e->w_user_bytes);
+    return e->w_seen[0] && make_reorder(st, c, &e->fwd_wre, &g.wuser, wmd, 0, &e->w_fwd[0]);
 }
 
 static int ensure_fwd(ams_cpu_state *st, cpu_conv_cache *c, conv_entry *e) {
@@ -337,16 +382,16 @@ static int setup_bwd_w(ams_cpu_state *st, cpu_conv_cache *c, conv_entry *e) {
 
 /* The entry for d, or NULL when oneDNN cannot serve it (the caller uses the ref kernel). */
 static conv_entry *entry_act(const ams_backend *be, const ams_conv2d_desc *d, int has_bias,
-                             int act) {
+                             int act, float act_scale, int has_addend) {
     ams_cpu_state *st = state(be);
     if (d->n <= 0 || d->oh <= 0 || d->ow <= 0 || d->h <= 0 || d->w <= 0) return NULL;
     cpu_conv_cache *c = cache(st);
     if (!c || c->bad) return NULL;
-    return find_entry(st, c, d, has_bias, act);
+    return find_entry(st, c, d, has_bias, act, act_scale, has_addend);
 }
 
 static conv_entry *entry(const ams_backend *be, const ams_conv2d_desc *d, int has_bias) {
-    return entry_act(be, d, has_bias, AMS_CONV_ACT_NONE);
+    return entry_act(be, d, has_bias, AMS_CONV_ACT_NONE, 1.0f, 0);
 }
 
 /* Weights in the layout of primitive p: reordered into buf (one thread: weights are small),
@@ -360,24 +405,43 @@ static const float *weights_for(int threads, cpu_conv_cache *c, prim *wre, float
 }
 
 static void conv_fwd_into(const ams_backend *be, conv_entry *e, float *out, const float *in,
-                          const float *weight, const float *bias) {
+                          const float *weight, const float *bias, const float *addend) {
     ams_cpu_state *st = state(be);
     cpu_conv_cache *c = st->conv;
     const float *w = weight;
     if (e->fwd_wre.p) {
         /* inference reuses the same weights frame after frame: comparing them with the copy
          * made at the last reorder (a fast read) beats reordering them again (10 % of an
-         * OS16 inference); any changed bit reorders */
-        size_t bytes = (size_t)e->d.kh * (size_t)e->d.kw * (size_t)(e->d.c / e->d.groups) *
-                       (size_t)e->d.oc * sizeof(float);
-        if (!e->w_seen_valid || memcmp(e->w_seen, weight, bytes) != 0) {
-            weights_for(1, c, &e->fwd_wre, e->w_fwd, weight);
-            memcpy(e->w_seen, weight, bytes);
-            e->w_seen_valid = 1;
+         * OS16 inference); any changed bit reorders. One slot per weight tensor (by
+         * address), up to W_SLOTS; slot 0 always exists (the fallback if an allocation
+         * fails). */
+        int k = -1;
+        for (int i = 0; i < W_SLOTS && k < 0; i++)
+            if (e->w_seen[i] && e->w_ptr[i] == weight) k = i;
+        if (k < 0) {
+            k = e->w_next;
+            e->w_next = (e->w_next + 1) % W_SLOTS;
+            if (!e->w_seen[k]) {
+                e->w_seen[k] = ams_cpu_alloc(st, e->w_user_bytes);
+                e->w_fwd[k] = e->w_seen[k] ? ams_cpu_alloc(st, e->w_fwd_bytes) : NULL;
+                if (!e->w_fwd[k]) {
+                    free(e->w_seen[k]);
+                    e->w_seen[k] = NULL;
+                    k = 0;
+                }
+            }
+            e->w_valid[k] = 0;
+            e->w_ptr[k] = weight;
         }
-        w = e->w_fwd;
+        if (!e->w_valid[k] || memcmp(e->w_seen[k], weight, e->w_user_bytes) != 0) {
+            weights_for(1, c, &e->fwd_wre, e->w_fwd[k], weight);
+            memcpy(e->w_seen[k], weight, e->w_user_bytes);
+            e->w_valid[k] = 1;
+        }
+        w = e->w_fwd[k];
     }
-    void *ptrs[] = {(void *)in, (void *)w, out, (void *)bias};
+    void *ptrs[] = {(void *)in, (void *)w, out, bias ? (void *)bias : (void *)addend,
+                    (void *)addend};
     run(e->threads, c, &e->fwd, ptrs);
 }
 
@@ -412,29 +476,35 @@ void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, 
         ams_ref_conv2d_forward(be, out, in, weight, bias, d);
         return;
     }
-    conv_fwd_into(be, e, out, in, weight, bias);
+    conv_fwd_into(be, e, out, in, weight, bias, NULL);
 }
 
 /* The forward with the activation as oneDNN's eltwise post-op (one pass over out). */
 void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *in,
                                 const float *weight, const float *bias, const ams_conv2d_desc *d,
-                                int act) {
-    if (act == AMS_CONV_ACT_NONE) {
+                                int act, float act_scale, const float *addend) {
+    if (act == AMS_CONV_ACT_NONE && !addend) {
         ams_cpu_conv2d_forward(be, out, in, weight, bias, d);
         return;
     }
     if (ams_cpu_conv_small(d)) {
         ams_cpu_conv_small_forward(out, in, weight, bias, d);
-        apply_act(out, out_numel(d), act);
+        apply_act(out, out_numel(d), act, act_scale);
+        add_addend(be, out, addend, d);
         return;
     }
-    conv_entry *e = entry_act(be, d, bias != NULL, act);
+    conv_entry *e = entry_act(be, d, bias != NULL, act, act_scale, addend != NULL);
     if (!e || !ensure_fwd(state(be), state(be)->conv, e)) {
+        if (addend) { /* oneDNN without the binary post-op: the conv, then the add */
+            ams_cpu_conv2d_forward_act(be, out, in, weight, bias, d, act, act_scale, NULL);
+            add_addend(be, out, addend, d);
+            return;
+        }
         ams_ref_conv2d_forward(be, out, in, weight, bias, d);
-        apply_act(out, out_numel(d), act);
+        apply_act(out, out_numel(d), act, act_scale);
         return;
     }
-    conv_fwd_into(be, e, out, in, weight, bias);
+    conv_fwd_into(be, e, out, in, weight, bias, addend);
 }
 
 /* din, dweight: oneDNN when it can; each falls back to the reference kernel alone. With
@@ -490,10 +560,15 @@ void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *d
     conv_backward(be, 1, din, dweight, dbias, dout, in, weight, d);
 }
 
-/* Transposed forward = backward-data of the conv (out fully overwritten), then bias. */
+/* Transposed forward = backward-data of the conv (out fully overwritten), then bias; tiling
+ * windows with oc % 16 == 0 run our own kernel. */
 void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in,
                                       const float *weight, const float *bias,
                                       const ams_conv2d_desc *d) {
+    if (ams_cpu_conv_tiled(d) && d->oc % 16 == 0) { /* ours: 2-3x oneDNN's (conv_transpose_tiled.c) */
+        ams_cpu_conv_tiled_forward(be, out, in, weight, bias, d);
+        return;
+    }
     ams_cpu_state *st = state(be);
     conv_entry *e = entry(be, d, 0);
     if (e && !e->bad_bwd_d && !e->bwd_d.p && !setup_bwd_d(st, st->conv, e)) e->bad_bwd_d = 1;
@@ -530,7 +605,7 @@ void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float 
             ams_ref_conv2d_transpose_backward(be, din, NULL, NULL, dout, in, weight, d);
         } else {
             float *tmp = st->conv->tmp;
-            conv_fwd_into(be, e, tmp, dout, weight, NULL);
+            conv_fwd_into(be, e, tmp, dout, weight, NULL, NULL);
             ams_cpu_add_into(be, din, tmp, (int64_t)d->n * d->oh * d->ow * d->oc);
         }
     }
@@ -554,7 +629,8 @@ void ams_cpu_conv_cache_free(ams_cpu_state *st) {
         prim_free(&e->fwd), prim_free(&e->fwd_wre), prim_free(&e->bwd_d);
         prim_free(&e->bwd_d_wre), prim_free(&e->bwd_w), prim_free(&e->bwd_w_dwre);
         if (e->fwd_pd) dnnl_primitive_desc_destroy(e->fwd_pd);
-        free(e->w_fwd), free(e->w_bwd_d), free(e->dw_tmp), free(e->w_seen), free(e);
+        for (int k = 0; k < W_SLOTS; k++) free(e->w_fwd[k]), free(e->w_seen[k]);
+        free(e->w_bwd_d), free(e->dw_tmp), free(e);
     }
     free(c->e);
     free(c->scratchpad);
@@ -574,9 +650,10 @@ void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, 
 }
 void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *in,
                                 const float *weight, const float *bias, const ams_conv2d_desc *d,
-                                int act) {
+                                int act, float act_scale, const float *addend) {
     ams_cpu_conv2d_forward(be, out, in, weight, bias, d);
-    apply_act(out, out_numel(d), act);
+    apply_act(out, out_numel(d), act, act_scale);
+    add_addend(be, out, addend, d);
 }
 void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
                              const float *dout, const float *in, const float *weight,

@@ -36,7 +36,7 @@ void ams_cpu_set_threads(int threads);
 /* Convolutions (conv_dnnl.c): oneDNN with the reference kernel as fallback. */
 void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, const float *weight, const float *bias, const ams_conv2d_desc *d);
 /* conv2d_forward + activation as a oneDNN post-op (kernels.h: conv2d_forward_act) */
-void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *in, const float *weight, const float *bias, const ams_conv2d_desc *d, int act);
+void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *in, const float *weight, const float *bias, const ams_conv2d_desc *d, int act, float act_scale, const float *addend);
 void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
 /* conv2d_backward with din overwritten (kernels.h: conv2d_backward_din_set) */
 void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);

@@ -133,6 +133,50 @@ UNARY(affine_bwd, affine_bwd_slice,
       (const ams_backend *be, float *din, const float *dout, float a, int64_t n),
       (din + lo, dout + lo, a, hi - lo))
 
+/* Hard-swish (kernels.h): the reference's float operations, vectorised (bitwise the
+ * reference's: this file does not contract multiply-adds). */
+MULTIVERSION static void hswish_fwd_slice(float *out, const float *in, float a1, float b1, float a2,
+                                          float b2, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float m = in[i] * a1 + b1, t = in[i] * a2 + b2;
+        float r = t < 0.0f ? 0.0f : t;
+        r = r > 6.0f ? 6.0f : r;
+        out[i] = m * r;
+    }
+}
+/* 0 < relu6(t) < 6 is 0 < t < 6 (NaN fails both): the test on t vectorises, on r it did not. */
+MULTIVERSION static void hswish_bwd_slice(float *din, const float *dout, const float *in, float a1,
+                                          float b1, float a2, float b2, int64_t n, int set) {
+    if (set) {
+        for (int64_t i = 0; i < n; i++) {
+            float x = in[i], g = dout[i];
+            float m = x * a1 + b1, t = x * a2 + b2;
+            float r = t < 0.0f ? 0.0f : t;
+            r = r > 6.0f ? 6.0f : r;
+            float dr = g * m;
+            float dt = t > 0.0f && t < 6.0f ? dr : 0.0f;
+            din[i] = dt * a2 + (g * r) * a1;
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            float x = in[i], g = dout[i];
+            float m = x * a1 + b1, t = x * a2 + b2;
+            float r = t < 0.0f ? 0.0f : t;
+            r = r > 6.0f ? 6.0f : r;
+            float dr = g * m;
+            float dt = t > 0.0f && t < 6.0f ? dr : 0.0f;
+            din[i] = (din[i] + dt * a2) + (g * r) * a1;
+        }
+    }
+}
+UNARY(hswish_fwd, hswish_fwd_slice,
+      (const ams_backend *be, float *out, const float *in, const float *ab, int64_t n),
+      (out + lo, in + lo, ab[0], ab[1], ab[2], ab[3], hi - lo))
+UNARY(hswish_bwd, hswish_bwd_slice,
+      (const ams_backend *be, float *din, const float *dout, const float *in, const float *ab,
+       int64_t n, int set),
+      (din + lo, dout + lo, in + lo, ab[0], ab[1], ab[2], ab[3], hi - lo, set))
+
 /* Rows [lo, hi) of a (rows, c) tensor for thread t. */
 static void row_slice(int64_t rows, int t, int nt, int64_t *lo, int64_t *hi) {
     int64_t per = (rows + nt - 1) / nt;
@@ -499,6 +543,8 @@ void ams_cpu_fill_table(ams_backend *be) {
     be->tanh_backward = tanh_bwd;
     be->affine_forward = affine_fwd;
     be->affine_backward = affine_bwd;
+    be->hswish_forward = hswish_fwd;
+    be->hswish_backward = hswish_bwd;
     be->global_avgpool_forward = gap_fwd;
     be->global_avgpool_backward = gap_bwd;
     be->dropout_forward = dropout_fwd;

@@ -1,5 +1,6 @@
-/* activations.c - reference element-wise activations (relu, relu6, sigmoid, tanh) and the
- * scalar affine map, forward and backward. Backward kernels read the forward OUTPUT. */
+/* activations.c - reference element-wise activations (relu, relu6, sigmoid, tanh), the
+ * scalar affine map and hard-swish, forward and backward. Backward kernels read the forward
+ * OUTPUT, but hard-swish's, which reads its input. */
 #include <math.h>
 
 #include "nn/ref/ref_kernels.h"
@@ -74,4 +75,34 @@ void ams_ref_affine_backward(const ams_backend *be, float *din, const float *dou
                              int64_t n) {
     (void)be;
     for (int64_t i = 0; i < n; i++) din[i] += dout[i] * a;
+}
+
+/* The op chain m = in*a1 + b1, r = relu6(in*a2 + b2), out = m * r, in one loop, with the
+ * same float operations (so the same bits). */
+void ams_ref_hswish_forward(const ams_backend *be, float *out, const float *in, const float *ab,
+                            int64_t n) {
+    (void)be;
+    for (int64_t i = 0; i < n; i++) {
+        float m = in[i] * ab[0] + ab[1], t = in[i] * ab[2] + ab[3];
+        float r = t < 0.0f ? 0.0f : t;
+        r = r > 6.0f ? 6.0f : r;
+        out[i] = m * r;
+    }
+}
+
+/* The chain's backward in its order: mul (dm = dout*r, dr = dout*m), relu6 (dt = dr where
+ * 0 < r < 6), then the two affine maps into din (the second's first, as the executor runs
+ * them in reverse node order). */
+void ams_ref_hswish_backward(const ams_backend *be, float *din, const float *dout,
+                             const float *in, const float *ab, int64_t n, int set) {
+    (void)be;
+    for (int64_t i = 0; i < n; i++) {
+        float m = in[i] * ab[0] + ab[1], t = in[i] * ab[2] + ab[3];
+        float r = t < 0.0f ? 0.0f : t;
+        r = r > 6.0f ? 6.0f : r;
+        float dm = dout[i] * r, dr = dout[i] * m;
+        float dt = r > 0.0f && r < 6.0f ? dr : 0.0f;
+        float g = set ? dt * ab[2] : din[i] + dt * ab[2];
+        din[i] = g + dm * ab[0];
+    }
 }

@@ -20,6 +20,8 @@ void ams_ref_tanh_forward(const ams_backend *be, float *out, const float *in, in
 void ams_ref_tanh_backward(const ams_backend *be, float *din, const float *dout, const float *out, int64_t n);
 void ams_ref_affine_forward(const ams_backend *be, float *out, const float *in, float a, float b, int64_t n);
 void ams_ref_affine_backward(const ams_backend *be, float *din, const float *dout, float a, int64_t n);
+void ams_ref_hswish_forward(const ams_backend *be, float *out, const float *in, const float *ab, int64_t n);
+void ams_ref_hswish_backward(const ams_backend *be, float *din, const float *dout, const float *in, const float *ab, int64_t n, int set);
 void ams_ref_add_forward(const ams_backend *be, float *out, const float *a, const float *b, const ams_bcast_desc *d);
 void ams_ref_add_backward(const ams_backend *be, float *da, float *db, const float *dout, const ams_bcast_desc *d);
 void ams_ref_mul_forward(const ams_backend *be, float *out, const float *a, const float *b, const ams_bcast_desc *d);
