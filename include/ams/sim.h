@@ -42,7 +42,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ams/deeplab.h"
 #include "ams/label_store.h"
+#include "ams/metrics.h"
 #include "ams/trainer.h"
 
 typedef enum {
@@ -77,6 +79,12 @@ typedef struct ams_sim_config {
     double jit_target;        /* jit: stop once the keyframe's mIoU reaches this (0..1) */
     int record;               /* keep every evaluated frame's prediction and label (ams_sim_rec,
                                  for ams_sim_write_overlay) */
+    int subset[AMS_CM_MAX_CLASSES]; /* the video's class subset: the metric is over these ids
+                                 (teacher pixels of other classes ignored, a multi-class
+                                 student's prediction the argmax over them only), as the
+                                 reference's; ASR's phi too. Distinct, < the label store's and
+                                 the student's classes */
+    int nsubset;              /* 0 (default): every class */
     ams_trainer_opts train;   /* K, batch, lr, strategy, fraction, restore, seed, codec */
 } ams_sim_config;
 
@@ -102,6 +110,31 @@ typedef struct ams_sim_student {
 /* The TF.js builders: inference on the pre-sigmoid logit of the first output. */
 ams_status ams_sim_tfjs_infer(void *ctx, ams_graph *g, int h, int w, int *image, int *logits,
                               ams_err *err);
+
+/* A DeepLabV3-MobileNetV2 student (deeplab.h): the ctx of the two builders below. Its params
+ * are declared by ams_deeplab_mnv2_declare with cfg; it takes raw RGB 0..255 (the graph
+ * normalises), so config.train.input_scale must be 1 (ams_sim_deeplab_setup sets it). */
+typedef struct ams_sim_deeplab {
+    ams_deeplab_config cfg;          /* classes, output stride */
+    int subset[AMS_CM_MAX_CLASSES];  /* the training loss's classes (softmax over them; labels
+                                        of other classes ignored, 255 always) */
+    int nsubset;                     /* 0: every class */
+    int dropout;                     /* 1: concat_projection's dropout (keep 0.9) in training
+                                        graphs; 0 (default): off, as `ams grad` */
+} ams_sim_deeplab;
+
+/* Fills d for a num_classes / output_stride student with c's class subset, and sets
+ * c->train.input_scale to 1. */
+void ams_sim_deeplab_setup(ams_sim_deeplab *d, int num_classes, int output_stride,
+                           ams_sim_config *c);
+/* Inference: the logits (1,h,w,classes) at the input size; BatchNorm frozen, no dropout. */
+ams_status ams_sim_deeplab_infer(void *ctx, ams_graph *g, int h, int w, int *image, int *logits,
+                                 ams_err *err);
+/* Training (an ams_trainer_build_fn): mean softmax cross-entropy over d's subset (pixels
+ * labelled 255 or outside the subset ignored), BatchNorm frozen (moving statistics; gamma and
+ * beta train), dropout per d->dropout. */
+ams_status ams_sim_deeplab_train(void *ctx, ams_graph *g, int n, int h, int w, int *image,
+                                 int *labels, int *loss, ams_err *err);
 
 /* One second of the run. */
 typedef struct ams_sim_second {
@@ -149,7 +182,8 @@ typedef struct ams_sim_result {
     double duration;             /* seconds simulated */
     double miou;                 /* mean per-frame mIoU over evaluated frames, 0..1 */
     double miou_after;           /* the same over frames at t >= first_train */
-    double person_iou;           /* binary: IoU of class 1, pooled over evaluated frames */
+    double person_iou;           /* IoU of class id 1 (binary: person), pooled over evaluated
+                                    frames; NaN when config.subset leaves class 1 out */
     double pixel_accuracy;       /* pooled */
     int eval_frames;
     double uplink_kbps, downlink_kbps; /* measured over the duration */

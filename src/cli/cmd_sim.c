@@ -17,7 +17,8 @@ static const char *const HELP =
     "usage: ams sim --video V --labels LABELS --student MODEL --mode M --out DIR [options]\n"
     "       ams sim --compare ... --out DIR\n"
     "  V: the video; LABELS: teacher labels (ams label, or --teacher below); MODEL: a TF.js\n"
-    "  model.json or a fetched name (selfie). M: pretrained | one-time | ams | jit.\n"
+    "  model.json, a fetched name (selfie), or deeplabv3-mnv2 (below). M: pretrained |\n"
+    "  one-time | ams | jit.\n"
     "  --compare runs pretrained, one-time, ams (--strategy, coord if full), ams full and\n"
     "  jit with the same flags, each into DIR/<run>/, and one report comparing them in DIR.\n"
     "Writes into DIR: metrics.jsonl (per second: mIoU, sampling rate, up/down bits, model\n"
@@ -47,6 +48,15 @@ static const char *const HELP =
     "  --teacher MODEL --label-fps R 10 --label-width W 384 --label-height H 288:\n"
     "                 make LABELS first when it does not exist (rvm: alpha > 0.5 = person)\n"
     "  --codec int8|f16  update deltas: int8 with a scale per tensor (default) or fp16\n"
+    "A DeepLabV3-MobileNetV2 student (--student deeplabv3-mnv2; multi-class labels, e.g. from\n"
+    "  ams label --teacher deeplabv3plus-xception65; docs/sim.md):\n"
+    "  --weights W.safetensors  its weights, TF DeepLab names (the edge and the server each\n"
+    "                 load a copy)\n"
+    "  --classes C    its classes; must equal the classes LABELS holds\n"
+    "  --os 8|16 16   output stride\n"
+    "  --subset c1,c2,...  the video's classes: the loss is a softmax over these only and the\n"
+    "                 mIoU is over these only (argmax over them; teacher pixels of other\n"
+    "                 classes ignored). Default: every class\n"
     "  --backend cpu|ref (cpu)  --threads N (0 = all cores)\n"
     "For 7-15 minute videos the AMS reference's constants are: --send-period 30\n"
     "  --first-send 30 --train-period 10 --first-train 100 --memory 250 --iters 200 --batch 10\n"
@@ -101,6 +111,33 @@ static int mkdirs(const char *dir) {
     return !mkdir(buf, 0777) || errno == EEXIST;
 }
 
+/* The student of a run: a TF.js model (path) or a DeepLab student (dl.arch set). */
+typedef struct student_spec {
+    const char *path;        /* TF.js model.json */
+    cli_deeplab dl;          /* --student deeplabv3-mnv2: arch, weights, classes, os */
+    ams_sim_deeplab *ctx;    /* its graph builders' ctx (shared by the edge and the server) */
+} student_spec;
+
+/* "0,3,5" -> distinct class ids in 0..nclasses-1 (at most cap); the count, or -1. */
+static int parse_subset(const char *s, int *ids, int cap, long nclasses) {
+    int n = 0;
+    const char *p = s;
+    if (!*p) return -1;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 0 || v >= nclasses || n >= cap) return -1;
+        for (int i = 0; i < n; i++)
+            if (ids[i] == v) return -1;
+        ids[n++] = (int)v;
+        if (*end == ',' && end[1]) end++;
+        else if (*end) return -1;
+        p = end;
+    }
+    return n;
+}
+
 typedef struct progress_state {
     double wall0;
     const char *name;
@@ -141,14 +178,14 @@ static int write_overlay(const char *cmd, const ams_sim_result *const *runs, int
 /* One run: loads the student twice (edge and server copies), runs, writes into dir (with
  * dir/overlay.mp4 of this run when overlay is set). */
 static int run_one(const char *cmd, const ams_sim_config *c, const char *video,
-                   ams_label_reader *labels, const char *student, const char *dir,
+                   ams_label_reader *labels, const student_spec *student, const char *dir,
                    const char *name, int overlay, ams_sim_result **out);
 
 /* The run repeated with seeds + 1 .. nseeds - 1 (modes that draw random numbers: one-time
  * and ams), each into dir/seed-N/; r gets their mIoU and dir's summary and report are
  * rewritten with them. */
 static int run_seeds(const char *cmd, ams_sim_result *r, int nseeds, const char *video,
-                     ams_label_reader *labels, const char *student, const char *dir,
+                     ams_label_reader *labels, const student_spec *student, const char *dir,
                      const char *name) {
     if (nseeds < 2 || (r->config.mode != AMS_SIM_ONE_TIME && r->config.mode != AMS_SIM_AMS))
         return CLI_OK;
@@ -179,21 +216,40 @@ static int run_seeds(const char *cmd, ams_sim_result *r, int nseeds, const char 
 }
 
 static int run_one(const char *cmd, const ams_sim_config *c, const char *video,
-                   ams_label_reader *labels, const char *student, const char *dir,
+                   ams_label_reader *labels, const student_spec *student, const char *dir,
                    const char *name, int overlay, ams_sim_result **out) {
     ams_err err = {0};
     ams_tfjs_model *me = NULL, *ms = NULL;
-    if (ams_tfjs_load(student, &me, &err) != AMS_OK || ams_tfjs_load(student, &ms, &err) != AMS_OK) {
-        ams_tfjs_free(me);
-        return cli_fail(cmd, &err, "is the student fetched? (tools/fetch-models)");
+    ams_params *pe = NULL, *pserver = NULL;
+    ams_sim_student edge, server;
+    if (student->dl.arch) { /* two copies of the DeepLab weights */
+        int rc = cli_deeplab_params(cmd, &student->dl, &pe);
+        if (rc == CLI_OK) rc = cli_deeplab_params(cmd, &student->dl, &pserver);
+        if (rc != CLI_OK) {
+            ams_params_free(pe);
+            return rc;
+        }
+        edge = (ams_sim_student){pe, ams_sim_deeplab_infer, ams_sim_deeplab_train, student->ctx};
+        server = (ams_sim_student){pserver, ams_sim_deeplab_infer, ams_sim_deeplab_train,
+                                   student->ctx};
+    } else {
+        if (ams_tfjs_load(student->path, &me, &err) != AMS_OK ||
+            ams_tfjs_load(student->path, &ms, &err) != AMS_OK) {
+            ams_tfjs_free(me);
+            return cli_fail(cmd, &err, "is the student fetched? (tools/fetch-models)");
+        }
+        edge = (ams_sim_student){ams_tfjs_params(me), ams_sim_tfjs_infer, ams_trainer_tfjs_build,
+                                 me};
+        server = (ams_sim_student){ams_tfjs_params(ms), ams_sim_tfjs_infer,
+                                   ams_trainer_tfjs_build, ms};
     }
-    ams_sim_student edge = {ams_tfjs_params(me), ams_sim_tfjs_infer, ams_trainer_tfjs_build, me};
-    ams_sim_student server = {ams_tfjs_params(ms), ams_sim_tfjs_infer, ams_trainer_tfjs_build, ms};
     progress_state ps = {cli_now(), name, 0};
     ams_status s = ams_sim_run(c, video, labels, &edge, &server, progress, &ps, out, &err);
     fputc('\n', stderr);
     ams_tfjs_free(me);
     ams_tfjs_free(ms);
+    ams_params_free(pe);
+    ams_params_free(pserver);
     if (s != AMS_OK) return cli_fail(cmd, &err, NULL);
     if (!mkdirs(dir)) {
         ams_err_set(&err, AMS_E_IO, "cannot create %s", dir);
@@ -214,7 +270,8 @@ static int run_one(const char *cmd, const ams_sim_config *c, const char *video,
 int ams_cmd_sim(int argc, char **argv) {
     const char *cmd = "sim";
     const char *video = NULL, *labels_path = NULL, *student = NULL, *out = NULL, *mode = NULL;
-    const char *teacher = NULL, *backend = "cpu";
+    const char *teacher = NULL, *backend = "cpu", *subset = NULL;
+    cli_deeplab dl = {0};
     double label_fps = 10, lw = 384, lh = 288;
     int compare = 0, overlay = 1, nseeds = 1;
     long threads = 0;
@@ -256,6 +313,8 @@ int ams_cmd_sim(int argc, char **argv) {
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--mode")) mode = v;
         else if (!strcmp(a, "--backend")) backend = v;
+        else if (!strcmp(a, "--weights")) dl.weights = v;
+        else if (!strcmp(a, "--subset")) subset = v;
         else if (!strcmp(a, "--codec")) {
             if (!strcmp(v, "int8")) c.train.codec.values = AMS_UPDATE_INT8;
             else if (!strcmp(v, "f16")) c.train.codec.values = AMS_UPDATE_F16;
@@ -293,6 +352,8 @@ int ams_cmd_sim(int argc, char **argv) {
         INT("--width", 16, 4096, c.width)
         INT("--height", 16, 4096, c.height)
         INT("--threads", 0, 1024, threads)
+        INT("--classes", 1, 255, dl.classes)
+        INT("--os", 8, 16, dl.os)
         else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
@@ -316,6 +377,40 @@ int ams_cmd_sim(int argc, char **argv) {
     char spath[4096], tpath[4096];
     const char *sfeeds, *tfeeds, *sout, *tout;
     model_path(student, spath, sizeof spath, &sfeeds, &sout);
+    student_spec spec = {spath, {0}, NULL};
+    ams_sim_deeplab dctx;
+    if (!strcmp(student, "deeplabv3-mnv2")) {
+        if (!dl.weights)
+            return cli_usage_error(cmd, "--student deeplabv3-mnv2 needs --weights W.safetensors");
+        if (!dl.classes) return cli_usage_error(cmd, "--student deeplabv3-mnv2 needs --classes C");
+        if (!dl.os) dl.os = 16;
+        if (dl.os != 8 && dl.os != 16) return cli_usage_error(cmd, "--os must be 8 or 16");
+        if (subset) {
+            c.nsubset = parse_subset(subset, c.subset, AMS_CM_MAX_CLASSES, dl.classes);
+            if (c.nsubset < 1)
+                return cli_usage_error(cmd, "--subset '%s': distinct class ids in 0..%ld, comma "
+                                       "separated (at most %d)", subset, dl.classes - 1,
+                                       AMS_CM_MAX_CLASSES);
+        }
+        dl.arch = student;
+        dl.backend = backend;
+        dl.threads = threads;
+        spec.dl = dl;
+        ams_sim_deeplab_setup(&dctx, (int)dl.classes, (int)dl.os, &c);
+        spec.ctx = &dctx;
+        if (access(dl.weights, R_OK) != 0) {
+            ams_err_set(&err, AMS_E_IO, "cannot read the weights '%s': %s", dl.weights,
+                        strerror(errno));
+            return cli_fail(cmd, &err, "make it from a TF DeepLab checkpoint: ams convert CKPT "
+                            "W.safetensors --arch deeplabv3-mnv2 --classes C");
+        }
+    } else if (!strcmp(student, "deeplabv3plus-xception65")) {
+        return cli_usage_error(cmd, "the student is deeplabv3-mnv2 or a TF.js model; "
+                               "deeplabv3plus-xception65 is a teacher (ams label --teacher)");
+    } else if (dl.weights || dl.classes || dl.os || subset) {
+        return cli_usage_error(cmd, "--weights, --classes, --os and --subset are for --student "
+                               "deeplabv3-mnv2 (not '%s')", student);
+    }
 
     if (access(labels_path, F_OK) != 0) {
         if (!teacher) {
@@ -346,6 +441,24 @@ int ams_cmd_sim(int argc, char **argv) {
     }
     ams_label_reader *lr = NULL;
     if (ams_label_reader_open(&lr, labels_path, &err) != AMS_OK) return cli_fail(cmd, &err, NULL);
+    const ams_label_info *li = ams_label_reader_info(lr);
+    if (spec.dl.arch && li->classes != 0 && li->classes != spec.dl.classes) {
+        ams_err_set(&err, AMS_E_INVAL,
+                    "the labels %s hold %d classes, the student has --classes %ld", labels_path,
+                    li->classes, spec.dl.classes);
+        ams_label_reader_free(lr);
+        return cli_fail(cmd, &err, "the student and the teacher that made LABELS must share "
+                        "their classes (e.g. both Cityscapes' 19)");
+    }
+    if (spec.dl.arch) { /* the weights load once now: a bad file fails before any run */
+        ams_params *probe = NULL;
+        int rc = cli_deeplab_params(cmd, &spec.dl, &probe);
+        ams_params_free(probe);
+        if (rc != CLI_OK) {
+            ams_label_reader_free(lr);
+            return rc;
+        }
+    }
     if (ams_label_reader_dropped(lr))
         fprintf(stderr, "ams sim: warning: %llu damaged bytes at the end of %s ignored\n",
                 (unsigned long long)ams_label_reader_dropped(lr), labels_path);
@@ -354,9 +467,9 @@ int ams_cmd_sim(int argc, char **argv) {
     c.record = overlay;
     if (!compare) {
         ams_sim_result *r = NULL;
-        rc = run_one(cmd, &c, video, lr, spath, out, ams_sim_mode_name(c.mode), overlay, &r);
+        rc = run_one(cmd, &c, video, lr, &spec, out, ams_sim_mode_name(c.mode), overlay, &r);
         if (rc == CLI_OK)
-            rc = run_seeds(cmd, r, nseeds, video, lr, spath, out, ams_sim_mode_name(c.mode));
+            rc = run_seeds(cmd, r, nseeds, video, lr, &spec, out, ams_sim_mode_name(c.mode));
         if (rc == CLI_OK)
             printf("{\"mode\": \"%s\", \"miou\": %.6f, \"uplink_kbps\": %.3f, "
                    "\"downlink_kbps\": %.3f, \"updates\": %d}\n",
@@ -380,8 +493,8 @@ int ams_cmd_sim(int argc, char **argv) {
         char sub[4096];
         for (int i = 0; i < NRUNS && rc == CLI_OK; i++) {
             snprintf(sub, sizeof sub, "%s/%s", out, names[i]);
-            rc = run_one(cmd, &cs[i], video, lr, spath, sub, names[i], 0, &rs[i]);
-            if (rc == CLI_OK) rc = run_seeds(cmd, rs[i], nseeds, video, lr, spath, sub, names[i]);
+            rc = run_one(cmd, &cs[i], video, lr, &spec, sub, names[i], 0, &rs[i]);
+            if (rc == CLI_OK) rc = run_seeds(cmd, rs[i], nseeds, video, lr, &spec, sub, names[i]);
         }
         if (rc == CLI_OK) { /* the overlay: pretrained and the best ams run */
             int best = -1;

@@ -405,6 +405,44 @@ done:
     return st;
 }
 
+ams_status ams_sim_confmat_init(ams_confmat *cm, const ams_sim_config *c, int classes,
+                                ams_err *err) {
+    if (c->nsubset <= 0) return ams_confmat_init_range(cm, classes, err);
+    uint8_t ids[AMS_CM_MAX_CLASSES];
+    AMS_FAIL_IF(c->nsubset > AMS_CM_MAX_CLASSES, err, AMS_E_INVAL,
+                "sim: %d subset classes (at most %d)", c->nsubset, AMS_CM_MAX_CLASSES);
+    for (int i = 0; i < c->nsubset; i++) {
+        AMS_FAIL_IF(c->subset[i] < 0 || c->subset[i] >= classes, err, AMS_E_INVAL,
+                    "sim: subset class %d is not one of the labels' 0..%d", c->subset[i],
+                    classes - 1);
+        ids[i] = (uint8_t)c->subset[i];
+    }
+    return ams_confmat_init(cm, ids, c->nsubset, err);
+}
+
+void ams_sim_predict(const ams_sim_config *c, const float *y, size_t npix, int nc,
+                     uint8_t *pred) {
+    if (nc == 1) {
+        for (size_t i = 0; i < npix; i++) pred[i] = y[i] > c->threshold;
+    } else if (c->nsubset > 0) { /* the argmax over the subset's classes only */
+        for (size_t i = 0; i < npix; i++) {
+            const float *v = y + i * (size_t)nc;
+            int best = c->subset[0];
+            for (int k = 1; k < c->nsubset; k++)
+                if (v[c->subset[k]] > v[best]) best = c->subset[k];
+            pred[i] = (uint8_t)best;
+        }
+    } else {
+        for (size_t i = 0; i < npix; i++) {
+            const float *v = y + i * (size_t)nc;
+            int best = 0;
+            for (int k = 1; k < nc; k++)
+                if (v[k] > v[best]) best = k;
+            pred[i] = (uint8_t)best;
+        }
+    }
+}
+
 /* Student inference on one frame with the edge's weights; metrics. */
 static ams_status evaluate(sim *s, const uint8_t *rgb, const uint8_t *label, double t,
                            ams_err *err) {
@@ -414,17 +452,7 @@ static ams_status evaluate(sim *s, const uint8_t *rgb, const uint8_t *label, dou
     AMS_TRY(ams_graph_forward(s->g, s->c->train.be ? s->c->train.be : ams_backend_ref(), err));
     const float *y = ams_graph_value(s->g, s->g_out);
     AMS_FAIL_IF(!y, err, AMS_E_INTERNAL, "sim: the student's output was not kept");
-    if (s->g_c == 1) {
-        for (size_t i = 0; i < s->npix; i++) s->pred[i] = y[i] > s->c->threshold;
-    } else {
-        for (size_t i = 0; i < s->npix; i++) {
-            const float *v = y + i * (size_t)s->g_c;
-            int best = 0;
-            for (int c = 1; c < s->g_c; c++)
-                if (v[c] > v[best]) best = c;
-            s->pred[i] = (uint8_t)best;
-        }
-    }
+    ams_sim_predict(s->c, y, s->npix, s->g_c, s->pred);
     double m = ams_label_miou(&s->cm_frame, label, s->pred, s->npix, AMS_CM_TRUTH);
     AMS_TRY(ams_confmat_sum(&s->cm_all, &s->cm_frame, err));
     if (s->res->rec) AMS_TRY(ams_sim_rec_add(s->res->rec, t, s->pred, label, err));
@@ -469,6 +497,15 @@ static ams_status check_config(const ams_sim_config *c, ams_err *err) {
     AMS_FAIL_IF(!(c->start_rate >= 0.1 && c->start_rate <= 1), err, AMS_E_INVAL,
                 "sim: start rate must be in 0.1..1 frames/s");
     AMS_FAIL_IF(c->jit_iters < 1, err, AMS_E_INVAL, "sim: jit iterations must be >= 1");
+    AMS_FAIL_IF(c->nsubset < 0 || c->nsubset > AMS_CM_MAX_CLASSES, err, AMS_E_INVAL,
+                "sim: %d subset classes (0..%d)", c->nsubset, AMS_CM_MAX_CLASSES);
+    for (int i = 0; i < c->nsubset; i++) {
+        AMS_FAIL_IF(c->subset[i] < 0 || c->subset[i] > 254, err, AMS_E_INVAL,
+                    "sim: subset class %d is not a class id (0..254)", c->subset[i]);
+        for (int j = 0; j < i; j++)
+            AMS_FAIL_IF(c->subset[j] == c->subset[i], err, AMS_E_INVAL,
+                        "sim: subset class %d twice", c->subset[i]);
+    }
     AMS_FAIL_IF(!(c->jit_target >= 0 && c->jit_target <= 1), err, AMS_E_INVAL,
                 "sim: the jit target mIoU must be in 0..1");
     return AMS_OK;
@@ -522,6 +559,10 @@ static ams_status sim_init(sim *s, ams_sim_student *edge, ams_sim_student *serve
                     shape[3] < 1 || shape[3] > AMS_CM_MAX_CLASSES,
                 err, AMS_E_SHAPE, "sim: the student's output is not (1,%d,%d,C)", s->h, s->w);
     s->g_c = (int)shape[3];
+    for (int i = 0; i < c->nsubset && s->g_c > 1; i++)
+        AMS_FAIL_IF(c->subset[i] >= s->g_c, err, AMS_E_INVAL,
+                    "sim: subset class %d is not one of the student's 0..%d", c->subset[i],
+                    s->g_c - 1);
     AMS_TRY(ams_trainer_new(&s->trainer, s->server, server->build_train, server->ctx, s->h, s->w,
                             err));
     size_t cap = (size_t)(c->memory_len * 2 + 16); /* <= 1 frame/s plus slack */
@@ -543,7 +584,7 @@ static ams_status sim_init(sim *s, ams_sim_student *edge, ams_sim_student *serve
     double first = c->first_train >= 0 ? c->first_train : c->train_period;
     ams_schedule_init(&s->sched, c->train_period, first, c->atr);
     if (c->mode == AMS_SIM_JIT)
-        AMS_TRY(ams_sim_jit_new(&s->jit, server, s->h, s->w, s->classes, err));
+        AMS_TRY(ams_sim_jit_new(&s->jit, server, s->h, s->w, s->classes, c, err));
     if (c->record) {
         s->res->rec = ams_sim_rec_new(s->w, s->h);
         AMS_FAIL_IF(!s->res->rec, err, AMS_E_NOMEM, "sim: out of memory");
@@ -604,8 +645,8 @@ ams_status ams_sim_run(const ams_sim_config *c, const char *video, ams_label_rea
         res->seconds[k].second = k;
         res->seconds[k].miou = NAN;
     }
-    if ((st = ams_confmat_init_range(&s.cm_frame, s.classes, err)) != AMS_OK) goto done;
-    if ((st = ams_confmat_init_range(&s.cm_all, s.classes, err)) != AMS_OK) goto done;
+    if ((st = ams_sim_confmat_init(&s.cm_frame, c, s.classes, err)) != AMS_OK) goto done;
+    if ((st = ams_sim_confmat_init(&s.cm_all, c, s.classes, err)) != AMS_OK) goto done;
     if ((st = sim_init(&s, edge, server, err)) != AMS_OK) goto done;
     ams_video_opts vo = {.width = s.w, .height = s.h, .threads = 1};
     if ((st = ams_video_open(&vr, video, &vo, err)) != AMS_OK) goto done;
@@ -708,7 +749,8 @@ ams_status ams_sim_run(const ams_sim_config *c, const char *video, ams_label_rea
     res->miou_after = s.miou_after_n ? s.miou_after_sum / s.miou_after_n : NAN;
     double iou[AMS_CM_MAX_CLASSES];
     ams_confmat_iou(&s.cm_all, iou);
-    res->person_iou = iou[1];
+    /* class id 1 (person in the binary pairs); NaN when a subset leaves it out */
+    res->person_iou = s.cm_all.map[1] < s.cm_all.k ? iou[s.cm_all.map[1]] : NAN;
     res->pixel_accuracy = ams_confmat_pixel_accuracy(&s.cm_all);
     res->uplink_kbps = (double)res->up_bits / duration / 1000;
     res->downlink_kbps = (double)res->down_bits / duration / 1000;

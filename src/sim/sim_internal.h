@@ -9,6 +9,16 @@
 
 #include "ams/sim.h"
 
+/* ---- the metric over the class subset (sim.c) ---- */
+
+/* Sets up cm over c's class subset (c->nsubset > 0), else over 0..classes-1. */
+ams_status ams_sim_confmat_init(ams_confmat *cm, const ams_sim_config *c, int classes,
+                                ams_err *err);
+/* The student's prediction from its logits y (npix x nc, NHWC): nc == 1 binary (1 where logit >
+ * c->threshold); else the argmax over c's subset (every one of the nc classes without one). */
+void ams_sim_predict(const ams_sim_config *c, const float *y, size_t npix, int nc,
+                     uint8_t *pred);
+
 /* ---- recording (sim_rec.c) ---- */
 
 /* An empty recording of w x h planes. NULL when out of memory. */
@@ -31,10 +41,11 @@ typedef struct ams_sim_jit_result {
     size_t trainable;             /* elements the steps may move (every trainable one) */
 } ams_sim_jit_result;
 
-/* Inference and batch-1 training graphs over the server's params (h x w frames, classes for
- * the mIoU), and Adam state that lives as long as the jit (carried over between keyframes). */
+/* Inference and batch-1 training graphs over the server's params (h x w frames, classes and
+ * c's subset for the mIoU), and Adam state that lives as long as the jit (carried over
+ * between keyframes). */
 ams_status ams_sim_jit_new(ams_sim_jit **out, ams_sim_student *server, int h, int w,
-                           int classes, ams_err *err);
+                           int classes, const ams_sim_config *c, ams_err *err);
 void ams_sim_jit_free(ams_sim_jit *j);
 /* Trains the server's params on one frame (rgb h*w*3, label h*w) until its mIoU reaches
  * c->jit_target or c->jit_iters steps were taken (lr, backend, input scale from c->train);

@@ -41,7 +41,7 @@ void ams_sim_jit_free(ams_sim_jit *j) {
 }
 
 ams_status ams_sim_jit_new(ams_sim_jit **out, ams_sim_student *server, int h, int w,
-                           int classes, ams_err *err) {
+                           int classes, const ams_sim_config *c, ams_err *err) {
     *out = NULL;
     AMS_FAIL_IF(!server || !server->params || !server->build_infer || !server->build_train, err,
                 AMS_E_INVAL, "sim jit: needs the server's student with both graph builders");
@@ -51,7 +51,7 @@ ams_status ams_sim_jit_new(ams_sim_jit **out, ams_sim_student *server, int h, in
     j->h = h;
     j->w = w;
     size_t npix = (size_t)h * (size_t)w, k = 0;
-    ams_status st = ams_confmat_init_range(&j->cm, classes, err);
+    ams_status st = ams_sim_confmat_init(&j->cm, c, classes, err);
     j->gi = ams_graph_new(j->params);
     j->gt = ams_graph_new(j->params);
     j->mask = malloc(j->params->total ? j->params->total : 1);
@@ -96,17 +96,7 @@ static ams_status frame_miou(ams_sim_jit *j, const ams_sim_config *c, const ams_
     const float *y = ams_graph_value(j->gi, j->gi_out);
     AMS_FAIL_IF(!y, err, AMS_E_INTERNAL, "sim jit: the student's output was not kept");
     size_t npix = (size_t)j->h * (size_t)j->w;
-    if (j->gi_c == 1) {
-        for (size_t i = 0; i < npix; i++) j->pred[i] = y[i] > c->threshold;
-    } else {
-        for (size_t i = 0; i < npix; i++) {
-            const float *v = y + i * (size_t)j->gi_c;
-            int best = 0;
-            for (int q = 1; q < j->gi_c; q++)
-                if (v[q] > v[best]) best = q;
-            j->pred[i] = (uint8_t)best;
-        }
-    }
+    ams_sim_predict(c, y, npix, j->gi_c, j->pred);
     *miou = ams_label_miou(&j->cm, label, j->pred, npix, AMS_CM_TRUTH);
     return AMS_OK;
 }
