@@ -133,12 +133,14 @@ static void summary_obj(FILE *f, const ams_sim_result *r) {
     fprintf(f,
             ", \"config\": {\"width\": %d, \"height\": %d, \"send_period\": %g, \"first_send\": %g, "
             "\"train_period\": %g, \"memory\": %g, \"eval_fps\": %g, \"iters\": %d, "
-            "\"batch\": %d, \"lr\": %g, \"restore\": %d, \"seed\": %llu, \"asr\": %d, \"atr\": %d, "
+            "\"batch\": %d, \"lr\": %g, \"coord_probe\": %d, \"restore\": %d, \"seed\": %llu, "
+            "\"asr\": %d, \"atr\": %d, "
             "\"compute_s\": %g, \"one_time_s\": %g, \"jit_iters\": %d, \"jit_target\": %g",
             c->width, c->height, c->send_period,
             c->first_send >= 0 ? c->first_send : c->send_period / 2, c->train_period,
             c->memory_len, c->eval_fps,
-            c->train.iters, c->train.batch, (double)c->train.lr, c->train.restore,
+            c->train.iters, c->train.batch, (double)c->train.lr, c->train.coord_probe,
+            c->train.restore,
             (unsigned long long)c->train.seed, c->asr, c->atr, c->compute_s, c->one_time_s,
             c->jit_iters, c->jit_target);
     if (c->nsubset > 0) { /* the class subset of the metric */
