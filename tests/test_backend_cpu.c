@@ -1,7 +1,8 @@
 /* test_backend_cpu.c - the fast CPU backend against the reference kernels (the oracle):
  * every accelerated kernel forward and backward on fixed and random shapes (odd sizes,
  * stride 2 with TF SAME asymmetric padding, dilation, groups, depthwise, batch > 1,
- * bias or not, NULL gradients, accumulation into non-zero gradients), whole DeepLabV3-MNV2
+ * bias or not, NULL gradients, accumulation into non-zero gradients), the depthwise
+ * data-gradient kernel of conv_dw_bwd.c (called directly too), whole DeepLabV3-MNV2
  * logits and gradients, backend selection by name, and no allocation in the steady state.
  */
 #include <malloc.h>
@@ -194,6 +195,64 @@ static int test_conv_random_shapes(void) {
                                       irand(0, 2));
         if (d.oh < 1 || d.ow < 1) continue;
         rc = check_conv(cpu, &d);
+    }
+    ams_backend_free(cpu);
+    return rc;
+}
+
+/* One depthwise descriptor: our data-gradient kernel (conv_dw_bwd.c) called directly,
+ * overwriting and accumulating (every stride and dilation it takes, whatever the dispatch
+ * picks), then the backend's overwriting entry point with all three gradients: cpu vs ref. */
+static int check_dw_backward(const ams_backend *cpu, const ams_conv2d_desc *d) {
+    const ams_backend *ref = ams_backend_ref();
+    size_t nin = (size_t)d->n * d->h * d->w * d->c, nout = (size_t)d->n * d->oh * d->ow * d->c;
+    size_t nw = (size_t)d->kh * d->kw * d->c;
+    float *x = rnd(nin), *w = rnd(nw), *dy = rnd(nout), *g0 = rnd(nin);
+    float *r = dup(g0, nin), *a = dup(g0, nin), *z = calloc(nin, sizeof *z), *o = dup(g0, nin);
+    const double tol = 2e-5;
+    CHECKF(ams_cpu_dw_dgrad_ok(d), "not taken: %s", desc_str(d));
+    ref->conv2d_backward(ref, r, NULL, NULL, dy, x, w, d);
+    ams_cpu_dw_dgrad(cpu, 0, a, dy, w, d);
+    CLOSE(a, r, nin, tol, "depthwise din, accumulated");
+    ref->conv2d_backward(ref, z, NULL, NULL, dy, x, w, d);
+    ams_cpu_dw_dgrad(cpu, 1, o, dy, w, d);
+    CLOSE(o, z, nin, tol, "depthwise din, overwritten");
+    float *dw1 = rnd(nw), *dw2 = dup(dw1, nw), *db1 = rnd((size_t)d->c), *db2 = dup(db1, (size_t)d->c);
+    memset(z, 0, nin * sizeof *z);
+    memcpy(o, g0, nin * sizeof *o);
+    ref->conv2d_backward(ref, z, dw1, db1, dy, x, w, d);
+    cpu->conv2d_backward_din_set(cpu, o, dw2, db2, dy, x, w, d);
+    CLOSE(o, z, nin, tol, "depthwise backward_din_set din");
+    CLOSE(dw2, dw1, nw, tol, "depthwise backward_din_set dweight");
+    CLOSE(db2, db1, (size_t)d->c, tol, "depthwise backward_din_set dbias");
+    free(x), free(w), free(dy), free(g0), free(r), free(a), free(z), free(o);
+    free(dw1), free(dw2), free(db1), free(db2);
+    return 0;
+}
+
+static int test_depthwise_backward(void) {
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err);
+    CHECKF(cpu, "%s", err.msg);
+    /* the selfie student's kinds (TF SAME, asymmetric when strided), small */
+    ams_conv2d_desc fixed[] = {
+        make_desc(2, 24, 32, 16, 16, 3, 3, 2, 2, 1, 1, 16, 1, 0, 0, 0, 0),
+        make_desc(2, 13, 17, 72, 72, 3, 3, 2, 2, 1, 1, 72, 1, 0, 0, 0, 0),
+        make_desc(3, 12, 16, 88, 88, 3, 3, 1, 1, 1, 1, 88, 1, 0, 0, 0, 0),
+        make_desc(2, 11, 15, 96, 96, 5, 5, 2, 2, 1, 1, 96, 1, 0, 0, 0, 0),
+        make_desc(2, 6, 8, 128, 128, 5, 5, 1, 1, 1, 1, 128, 1, 0, 0, 0, 0),
+        make_desc(1, 9, 9, 24, 24, 3, 3, 1, 1, 2, 2, 24, 1, 0, 0, 0, 0), /* dilated */
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && !rc; i++) rc = check_dw_backward(cpu, &fixed[i]);
+    for (int it = 0; it < 60 && !rc; it++) {
+        int c = irand(1, 41), sh = irand(1, 3), sw = irand(1, 3);
+        int dh = sh == 1 ? irand(1, 3) : 1, dw = sw == 1 ? irand(1, 3) : 1;
+        ams_conv2d_desc d = make_desc(irand(1, 3), irand(1, 17), irand(1, 17), c, c, irand(1, 5),
+                                      irand(1, 5), sh, sw, dh, dw, c, irand(0, 1), irand(0, 3),
+                                      irand(0, 3), irand(0, 3), irand(0, 3));
+        if (d.oh < 1 || d.ow < 1) continue;
+        rc = check_dw_backward(cpu, &d);
     }
     ams_backend_free(cpu);
     return rc;
@@ -471,6 +530,7 @@ int main(int argc, char **argv) {
         {"conv_fixed_shapes", test_conv_fixed_shapes},
         {"conv_random_shapes", test_conv_random_shapes},
         {"conv_weight_slots", test_conv_weight_slots},
+        {"depthwise_backward", test_depthwise_backward},
         {"elementwise", test_elementwise},
         {"resize", test_resize},
         {"softmax_ce", test_softmax_ce},

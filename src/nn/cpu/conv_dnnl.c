@@ -658,6 +658,10 @@ void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *
 void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
                              const float *dout, const float *in, const float *weight,
                              const ams_conv2d_desc *d) {
+    if (din && ams_cpu_dw_dgrad_ok(d)) { /* ours: conv_dw_bwd.c */
+        ams_cpu_dw_dgrad(be, 0, din, dout, weight, d);
+        din = NULL;
+    }
     if (small_backward(be, din, dweight, dbias, dout, in, weight, d)) return;
     if (dweight && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) dweight = dbias = NULL;
     ams_ref_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
@@ -665,6 +669,10 @@ void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, 
 void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight,
                                      float *dbias, const float *dout, const float *in,
                                      const float *weight, const ams_conv2d_desc *d) {
+    if (din && ams_cpu_dw_dgrad_ok(d)) { /* ours, overwriting: conv_dw_bwd.c */
+        ams_cpu_dw_dgrad(be, 1, din, dout, weight, d);
+        din = NULL;
+    }
     if (din) memset(din, 0, (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c * sizeof *din);
     ams_cpu_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
 }

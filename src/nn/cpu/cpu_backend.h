@@ -51,6 +51,13 @@ void ams_cpu_conv_cache_free(ams_cpu_state *st);
 int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, const float *x,
                        const float *dy, const ams_conv2d_desc *d);
 
+/* Data gradient of depthwise convs (groups == c == oc; column stride <= 8 with dilation 1
+ * or stride 1 with any dilation; kernel height <= 64) (conv_dw_bwd.c), used by the build
+ * without oneDNN: ams_cpu_dw_dgrad_ok says whether d is one; ams_cpu_dw_dgrad overwrites
+ * din (set) or accumulates into it. */
+int ams_cpu_dw_dgrad_ok(const ams_conv2d_desc *d);
+void ams_cpu_dw_dgrad(const ams_backend *be, int set, float *din, const float *dout,
+                      const float *weight, const ams_conv2d_desc *d);
 /* Transposed convolutions whose windows tile the output (conv_transpose_tiled.c):
  * ams_cpu_conv_tiled says whether d is one (stride == kernel, unpadded, undilated, one
  * group, exact tiling); backward returns 0 when it could not get its scratch. */
