@@ -141,4 +141,32 @@ static inline int edge_upload(edge *d, size_t n) {
     return 0;
 }
 
+/* Applies the update frame f to d's weights: decodes it, checks the weights' hash after
+ * applying against the update's stated one and that its version is newer, then acknowledges
+ * it. *head (may be NULL) receives the update's header. */
+static inline int edge_apply_update(edge *d, const ams_proto_frame *f, ams_msg_update_head *head) {
+    ams_err e = {0};
+    ams_msg_update_head h;
+    CHECK(ams_msg_update_head_parse(f->payload, f->len, &h, &e) == AMS_OK);
+    ams_update *u = NULL;
+    CHECK(ams_update_decode(f->payload + AMS_MSG_UPDATE_HEAD_BYTES,
+                            f->len - AMS_MSG_UPDATE_HEAD_BYTES, g_init->total, &u, &e) == AMS_OK);
+    ams_status s = ams_update_apply(u, d->w, g_init->total, &e);
+    ams_update_free(u);
+    CHECKF(s == AMS_OK, "%s: %s", d->id, e.msg);
+    uint8_t hh[32];
+    CHECK(ams_weights_hash(d->w, g_init->total, hh, &e) == AMS_OK);
+    CHECK(!memcmp(hh, h.result_hash, 32));
+    CHECKF(h.version > d->version, "%s: update v%llu after v%llu", d->id,
+           (unsigned long long)h.version, (unsigned long long)d->version);
+    d->version = h.version;
+    d->updates++;
+    uint8_t ack[AMS_MSG_ACK_BYTES];
+    ams_msg_ack_pack(&(ams_msg_ack){.type = AMS_MSG_UPDATE, .seq = f->seq, .version = h.version},
+                     ack);
+    CHECK(ams_client_send(d->c, AMS_MSG_ACK, ack, sizeof ack, &e) == AMS_OK);
+    if (head) *head = h;
+    return 0;
+}
+
 #endif

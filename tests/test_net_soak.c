@@ -84,25 +84,11 @@ static int edge_wait_update(edge *d) {
             continue;
         }
         if (f.type != AMS_MSG_UPDATE) continue;
-        ams_msg_update_head h;
-        CHECK(ams_msg_update_head_parse(f.payload, f.len, &h, &e) == AMS_OK);
-        ams_update *u = NULL;
-        CHECK(ams_update_decode(f.payload + AMS_MSG_UPDATE_HEAD_BYTES,
-                                f.len - AMS_MSG_UPDATE_HEAD_BYTES, g_init->total, &u,
-                                &e) == AMS_OK);
-        ams_status s = ams_update_apply(u, d->w, g_init->total, &e);
-        ams_update_free(u);
-        CHECKF(s == AMS_OK, "%s: %s", d->id, e.msg);
+        uint64_t before = d->version;
+        CHECK(edge_apply_update(d, &f, NULL) == 0);
+        CHECK(d->version == before + 1);
         uint8_t hh[32];
         CHECK(ams_weights_hash(d->w, g_init->total, hh, &e) == AMS_OK);
-        CHECK(!memcmp(hh, h.result_hash, 32));
-        CHECK(h.version == d->version + 1);
-        d->version = h.version;
-        d->updates++;
-        uint8_t ack[AMS_MSG_ACK_BYTES];
-        ams_msg_ack_pack(&(ams_msg_ack){.type = AMS_MSG_UPDATE, .seq = f.seq, .version = h.version},
-                         ack);
-        CHECK(ams_client_send(d->c, AMS_MSG_ACK, ack, sizeof ack, &e) == AMS_OK);
         /* the server's copy is the edge's */
         ams_server_client_info in;
         ams_server_client_info_get(g_srv, d->id, &in);
