@@ -211,6 +211,56 @@ static int test_backpressure(void) {
     return 0;
 }
 
+/* The first upload covers first_period seconds of video (default half the period), the
+ * later ones a period. With no server, the queue (1) keeps the first chunk and every later
+ * one is dropped: the dropped samples say how many the first chunk held. */
+static int first_chunk_frames(double first_period, int *frames) {
+    client c = {.w = malloc(g_init->total * sizeof(float))};
+    CHECK(c.w);
+    memcpy(c.w, g_init->values, g_init->total * sizeof(float));
+    strcpy(c.id, "cam0");
+    ams_edge_config cfg;
+    ams_edge_config_default(&cfg);
+    cfg.server = "127.0.0.1:1";
+    cfg.id = c.id;
+    ams_err e = {0};
+    CHECK(ams_netkey_load_id(g_keys, c.id, cfg.key, &e) == AMS_OK);
+    cfg.total = g_init->total;
+    cfg.initial = g_init->values;
+    cfg.width = W;
+    cfg.height = H;
+    cfg.period = 4.0;
+    cfg.first_period = first_period;
+    cfg.queue_max = 1;
+    cfg.timeout_ms = 200;
+    c.e = ams_edge_new(&cfg, c.w, &e);
+    CHECKF(c.e, "%s", e.msg);
+    uint8_t rgb[W * H * 3];
+    for (int k = 0; k < 100; k++) { /* 10 s at 10 fps: samples at 0, 1, ..., 9 s */
+        frame(rgb, k, 0);
+        CHECK(ams_edge_offer(c.e, rgb, k / 10.0, &e) == AMS_OK);
+    }
+    CHECK(ams_edge_finish(c.e, 0.2, 0.1, &e) == AMS_OK);
+    ams_edge_stats s;
+    ams_edge_stats_get(c.e, &s);
+    CHECKF(s.samples == 10, "samples %llu", (unsigned long long)s.samples);
+    *frames = 10 - (int)s.samples_dropped;
+    ams_edge_free(c.e);
+    free(c.w);
+    return 0;
+}
+
+static int test_first_period(void) {
+    int n = 0;
+    CHECK(first_chunk_frames(-1, &n) == 0);
+    CHECKF(n == 2, "default (period / 2): first chunk of %d samples, want 2", n);
+    CHECK(first_chunk_frames(3, &n) == 0);
+    CHECKF(n == 3, "first period 3 s: first chunk of %d samples, want 3", n);
+    CHECK(first_chunk_frames(4, &n) == 0);
+    CHECKF(n == 4, "first period = period: first chunk of %d samples, want 4", n);
+    return 0;
+}
+
 static int setup(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/ams_test_edge_XXXXXX");
     CHECK(mkdtemp(g_dir));
@@ -258,6 +308,7 @@ int main(int argc, char **argv) {
         {"tampered", test_tampered},
         {"restart", test_restart},
         {"backpressure", test_backpressure},
+        {"first_period", test_first_period},
     };
     int r = check_run(cases, sizeof cases / sizeof cases[0], 1, argv);
     teardown();
