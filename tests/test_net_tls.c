@@ -265,17 +265,23 @@ static int test_record_straddle(void) {
     return 0;
 }
 
+/* edge_connect_tls through the relay listening on port (g_addr is put back afterwards). */
+static int edge_connect_tls_via(edge *d, int port) {
+    char saved[64];
+    snprintf(saved, sizeof saved, "%s", g_addr);
+    snprintf(g_addr, sizeof g_addr, "127.0.0.1:%d", port);
+    int rc = edge_connect_tls(d);
+    snprintf(g_addr, sizeof g_addr, "%s", saved);
+    return rc;
+}
+
 /* What the client sends is ciphertext: a TLS record first, and neither the AMSP magic nor the
  * upload's bytes anywhere in it. */
 static int test_encrypted(void) {
     edge *d = &g_edges[1];
     relay r;
     CHECK(relay_start(&r) == 0);
-    char saved[64];
-    snprintf(saved, sizeof saved, "%s", g_addr);
-    snprintf(g_addr, sizeof g_addr, "127.0.0.1:%d", r.port);
-    int ok = edge_connect_tls(d) == 0 && round_one(d, 50000) == 0;
-    snprintf(g_addr, sizeof g_addr, "%s", saved);
+    int ok = edge_connect_tls_via(d, r.port) == 0 && round_one(d, 50000) == 0;
     ams_client_free(d->c);
     d->c = NULL;
     relay_stop(&r);
@@ -306,11 +312,7 @@ static int test_stalled_record(void) {
     edge *d = &g_edges[1];
     relay r;
     CHECK(relay_start(&r) == 0);
-    char saved[64];
-    snprintf(saved, sizeof saved, "%s", g_addr);
-    snprintf(g_addr, sizeof g_addr, "127.0.0.1:%d", r.port);
-    int ok = edge_connect_tls(d) == 0;
-    snprintf(g_addr, sizeof g_addr, "%s", saved);
+    int ok = edge_connect_tls_via(d, r.port) == 0;
     r.cut = r.fwd + 30000; /* about two records into the next upload */
     ok = ok && edge_upload(d, 100000) == 0;
     double c0 = cpu_s(), t0 = now_s();
