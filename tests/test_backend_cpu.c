@@ -2,7 +2,8 @@
  * every accelerated kernel forward and backward on fixed and random shapes (odd sizes,
  * stride 2 with TF SAME asymmetric padding, dilation, groups, depthwise, batch > 1,
  * bias or not, NULL gradients, accumulation into non-zero gradients), the depthwise
- * data-gradient kernel of conv_dw_bwd.c (called directly too), whole DeepLabV3-MNV2
+ * data-gradient kernel of conv_dw_bwd.c and the pointwise GEMM of conv_pointwise.c
+ * (called directly too, with every epilogue), whole DeepLabV3-MNV2
  * logits and gradients, backend selection by name, and no allocation in the steady state.
  */
 #include <malloc.h>
@@ -253,6 +254,91 @@ static int test_depthwise_backward(void) {
                                       irand(0, 3), irand(0, 3), irand(0, 3));
         if (d.oh < 1 || d.ow < 1) continue;
         rc = check_dw_backward(cpu, &d);
+    }
+    ams_backend_free(cpu);
+    return rc;
+}
+
+/* y = act(y) * scale, as kernels.h defines the fused activations (an independent spelling
+ * of conv_dnnl.c's); no activation, no scale. */
+static void act_ref(float *y, size_t n, int act, float scale) {
+    for (size_t i = 0; i < n; i++) {
+        float v = y[i];
+        if (act == AMS_CONV_ACT_RELU) v = (v > 0 ? v : 0) * scale;
+        if (act == AMS_CONV_ACT_RELU6) v = (v < 0 ? 0 : v > 6 ? 6 : v) * scale;
+        if (act == AMS_CONV_ACT_HSWISH) v = v * (v + 3 < 0 ? 0 : v + 3 > 6 ? 6 : v + 3) / 6 * scale;
+        y[i] = v;
+    }
+}
+
+/* One pointwise descriptor through our GEMM (conv_pointwise.c, called directly where the
+ * CPU has it) and the backend's entry points: forward with every epilogue (bias, each
+ * activation, a residual addend) and the data gradient overwriting and accumulating. */
+static int check_pointwise(const ams_backend *cpu, const ams_conv2d_desc *d) {
+    const ams_backend *ref = ams_backend_ref();
+    size_t nin = (size_t)d->n * d->h * d->w * d->c, nout = (size_t)d->n * d->h * d->w * d->oc;
+    float *x = rnd(nin), *w = rnd((size_t)d->c * d->oc), *b = rnd((size_t)d->oc);
+    float *add = rnd(nout), *y1 = rnd(nout), *y2 = rnd(nout), *y3 = rnd(nout), *dy = rnd(nout);
+    const double tol = 2e-5;
+    const float scale = 0.16662598f * 6; /* the selfie's hard-swish */
+    CHECKF(ams_cpu_conv_pointwise(d), "not pointwise: %s", desc_str(d));
+    for (int act = AMS_CONV_ACT_NONE; act <= AMS_CONV_ACT_HSWISH; act++)
+        for (int v = 0; v < 4; v++) { /* bit 0: bias, bit 1: addend */
+            const float *bias = v & 1 ? b : NULL, *addend = v & 2 ? add : NULL;
+            ref->conv2d_forward(ref, y1, x, w, bias, d);
+            act_ref(y1, nout, act, scale);
+            if (addend)
+                for (size_t i = 0; i < nout; i++) y1[i] += addend[i];
+            cpu->conv2d_forward_act(cpu, y2, x, w, bias, d, act, scale, addend);
+            static const char *const what[] = {"forward_act none", "forward_act relu",
+                                               "forward_act relu6", "forward_act hswish"};
+            CLOSE(y2, y1, nout, tol, what[act]);
+            if (ams_cpu_pw_available()) {
+                CHECK(ams_cpu_pw_forward(cpu, y3, x, w, bias, d, act, scale, addend));
+                CLOSE(y3, y1, nout, tol, "our pointwise forward");
+            }
+        }
+    float *g0 = rnd(nin), *r = dup(g0, nin), *a = dup(g0, nin), *z = calloc(nin, sizeof *z);
+    float *o = dup(g0, nin);
+    ref->conv2d_backward(ref, r, NULL, NULL, dy, x, w, d);
+    cpu->conv2d_backward(cpu, a, NULL, NULL, dy, x, w, d);
+    CLOSE(a, r, nin, tol, "pointwise din, accumulated");
+    ref->conv2d_backward(ref, z, NULL, NULL, dy, x, w, d);
+    cpu->conv2d_backward_din_set(cpu, o, NULL, NULL, dy, x, w, d);
+    CLOSE(o, z, nin, tol, "pointwise din, overwritten");
+    if (ams_cpu_pw_available()) {
+        memcpy(a, g0, nin * sizeof *a);
+        CHECK(ams_cpu_pw_backward_data(cpu, 0, a, dy, w, d));
+        CLOSE(a, r, nin, tol, "our pointwise din, accumulated");
+        memcpy(o, g0, nin * sizeof *o);
+        CHECK(ams_cpu_pw_backward_data(cpu, 1, o, dy, w, d));
+        CLOSE(o, z, nin, tol, "our pointwise din, overwritten");
+    }
+    free(x), free(w), free(b), free(add), free(y1), free(y2), free(y3), free(dy);
+    free(g0), free(r), free(a), free(z), free(o);
+    return 0;
+}
+
+static int test_pointwise(void) {
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err);
+    CHECKF(cpu, "%s", err.msg);
+    /* the selfie's and DeepLab's channel counts (panels of 64 and tails), and enough
+     * multiply-adds (over 4 M) for the threaded path */
+    ams_conv2d_desc fixed[] = {
+        make_desc(2, 12, 16, 16, 16, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+        make_desc(1, 7, 9, 16, 72, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+        make_desc(2, 5, 6, 128, 24, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+        make_desc(1, 4, 5, 320, 130, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+        make_desc(2, 33, 31, 48, 80, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+        make_desc(1, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && !rc; i++) rc = check_pointwise(cpu, &fixed[i]);
+    for (int it = 0; it < 40 && !rc; it++) {
+        ams_conv2d_desc d = make_desc(irand(1, 3), irand(1, 13), irand(1, 13), irand(1, 150),
+                                      irand(1, 150), 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0);
+        rc = check_pointwise(cpu, &d);
     }
     ams_backend_free(cpu);
     return rc;
@@ -531,6 +617,7 @@ int main(int argc, char **argv) {
         {"conv_random_shapes", test_conv_random_shapes},
         {"conv_weight_slots", test_conv_weight_slots},
         {"depthwise_backward", test_depthwise_backward},
+        {"pointwise", test_pointwise},
         {"elementwise", test_elementwise},
         {"resize", test_resize},
         {"softmax_ce", test_softmax_ce},

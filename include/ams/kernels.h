@@ -93,9 +93,9 @@ struct ams_backend {
                                     const float *weight, const ams_conv2d_desc *d);
     /* Optional (NULL: not provided): conv2d_forward with an activation applied to every
      * output in the same pass (act: AMS_CONV_ACT_*), its result multiplied by act_scale (1
-     * but for a hard-swish spelled with another constant than 1/6), then addend (n,oh,ow,oc;
-     * NULL: none, else it must not overlap out) added: out = act(conv + bias) * act_scale +
-     * addend. The executor uses it for fused conv chains (graph.h, ams_graph_set_fusion);
+     * but for a hard-swish spelled with another constant than 1/6; ignored without an
+     * activation), then addend (n,oh,ow,oc; NULL: none, else it must not overlap out)
+     * added: out = act(conv + bias) * act_scale + addend. The executor uses it for fused conv chains (graph.h, ams_graph_set_fusion);
      * without it they run op by op. */
     void (*conv2d_forward_act)(const ams_backend *be, float *out, const float *in,
                                const float *weight, const float *bias, const ams_conv2d_desc *d,

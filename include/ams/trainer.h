@@ -14,8 +14,9 @@
  *
  * The model is a callback: it adds its training graph for a batch of n frames of h x w to a
  * graph over the same params and names the image input (float NHWC, fed as 0..255 times
- * opts.input_scale), the uint8 label input (n,h,w) and the scalar loss. One graph per batch
- * shape is built and planned (AMS_PLAN_TRAIN) once and reused by later phases.
+ * opts.input_scale), the uint8 label input (n,h,w) and the scalar loss. The batch is split
+ * over replicas of that graph, one per thread (data_parallel.h: opts.replicas); the graphs
+ * of a batch shape are built and planned (AMS_PLAN_TRAIN) once and reused by later phases.
  * ams_trainer_tfjs_build is that callback for an imported TF.js model whose output is
  * Sigmoid(logit) (the selfie student): binary cross-entropy on the logit.
  *
@@ -36,6 +37,7 @@
 #include <stdint.h>
 
 #include "ams/coord.h"
+#include "ams/data_parallel.h"
 #include "ams/graph.h"
 #include "ams/horizon.h"
 #include "ams/tfjs.h"
@@ -43,8 +45,7 @@
 
 /* Adds the training graph for n frames of h x w to g (created over the trainer's params).
  * Sets *image (float input node), *labels (ams_graph_labels node) and *loss (scalar). */
-typedef ams_status (*ams_trainer_build_fn)(void *ctx, ams_graph *g, int n, int h, int w,
-                                           int *image, int *labels, int *loss, ams_err *err);
+typedef ams_dp_build_fn ams_trainer_build_fn;
 
 typedef struct ams_trainer_opts {
     int iters;              /* K Adam iterations per phase (>= 1) */
@@ -60,6 +61,8 @@ typedef struct ams_trainer_opts {
     uint64_t seed;          /* batches and random masks */
     float input_scale;      /* frames are 0..255 times this (TF.js selfie: 1/255) */
     const ams_backend *be;  /* NULL: ams_backend_ref() */
+    int replicas;           /* the batch split over this many graphs, one per thread
+                             * (data_parallel.h); 0: auto (the cpu backend's threads) */
     ams_update_opts codec;  /* our update codec */
 } ams_trainer_opts;
 

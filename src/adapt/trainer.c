@@ -7,15 +7,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "ams/data_parallel.h"
 #include "ams/optim.h"
 #include "ams/rng.h"
 
-#define MAX_SHAPES 4 /* graphs kept, one per batch size */
+#define MAX_SHAPES 4 /* steps kept, one per (batch size, backend, replicas) */
 
 typedef struct shape_graph {
-    int n;
-    ams_graph *g;
-    int image, labels, loss;
+    int n, replicas;
+    const ams_backend *be;
+    ams_dp *dp;      /* the batch's graphs, split over replicas (data_parallel.h) */
 } shape_graph;
 
 struct ams_trainer {
@@ -85,7 +86,7 @@ ams_status ams_trainer_new(ams_trainer **out, ams_params *params, ams_trainer_bu
 
 void ams_trainer_free(ams_trainer *t) {
     if (!t) return;
-    for (int i = 0; i < t->ngraphs; i++) ams_graph_free(t->graphs[i].g);
+    for (int i = 0; i < t->ngraphs; i++) ams_dp_free(t->graphs[i].dp);
     ams_params_free(t->pretrained);
     ams_adam_free(t->adam);
     free(t->mask);
@@ -99,26 +100,25 @@ const ams_params *ams_trainer_pretrained(const ams_trainer *t) { return t->pretr
 
 const uint8_t *ams_trainer_mask(const ams_trainer *t) { return t->have_mask ? t->mask : NULL; }
 
-/* The planned graph for batch n, built on first use. */
-static ams_status graph_for(ams_trainer *t, int n, shape_graph **out, ams_err *err) {
+/* The planned step for a batch of o->batch on o's backend, built on first use. */
+static ams_status graph_for(ams_trainer *t, const ams_trainer_opts *o, shape_graph **out,
+                           ams_err *err) {
+    const ams_backend *be = o->be ? o->be : ams_backend_ref();
+    int n = o->batch;
     for (int i = 0; i < t->ngraphs; i++)
-        if (t->graphs[i].n == n) {
+        if (t->graphs[i].n == n && t->graphs[i].be == be && t->graphs[i].replicas == o->replicas) {
             *out = &t->graphs[i];
             return AMS_OK;
         }
     if (t->ngraphs == MAX_SHAPES) { /* evict the oldest shape */
-        ams_graph_free(t->graphs[0].g);
+        ams_dp_free(t->graphs[0].dp);
         memmove(&t->graphs[0], &t->graphs[1], (MAX_SHAPES - 1) * sizeof t->graphs[0]);
         t->ngraphs--;
     }
-    shape_graph sg = {.n = n};
-    sg.g = ams_graph_new(t->params);
-    AMS_FAIL_IF(!sg.g, err, AMS_E_NOMEM, "trainer: out of memory");
-    ams_status s = t->build(t->ctx, sg.g, n, t->h, t->w, &sg.image, &sg.labels, &sg.loss, err);
-    if (s == AMS_OK) s = ams_graph_error(sg.g, err);
-    if (s == AMS_OK) s = ams_graph_plan(sg.g, AMS_PLAN_TRAIN, err);
+    shape_graph sg = {.n = n, .replicas = o->replicas, .be = be};
+    ams_status s = ams_dp_new(&sg.dp, t->params, t->build, t->ctx, n, t->h, t->w, o->replicas,
+                              be, err);
     if (s != AMS_OK) {
-        ams_graph_free(sg.g);
         ams_err_prefix(err, "trainer graph for batch %d", n);
         return s;
     }
@@ -131,19 +131,13 @@ static ams_status graph_for(ams_trainer *t, int n, shape_graph **out, ams_err *e
 static ams_status batch_grad(ams_trainer *t, shape_graph *sg, const ams_horizon *h,
                              const ams_trainer_opts *o, ams_rng *rng, double *loss,
                              ams_err *err) {
-    const ams_backend *be = o->be ? o->be : ams_backend_ref();
     size_t per = (size_t)t->h * (size_t)t->w;
     AMS_TRY(ams_horizon_batch(h, rng, o->batch, t->x, t->y, NULL, err));
     if (o->input_scale != 1.0f) {
         size_t nx = per * 3 * (size_t)o->batch;
         for (size_t i = 0; i < nx; i++) t->x[i] *= o->input_scale;
     }
-    AMS_TRY(ams_graph_set_input(sg->g, sg->image, t->x, err));
-    AMS_TRY(ams_graph_set_labels(sg->g, sg->labels, t->y, err));
-    AMS_TRY(ams_graph_forward(sg->g, be, err));
-    *loss = ams_graph_value(sg->g, sg->loss)[0];
-    ams_params_zero_grads(t->params);
-    return ams_graph_backward(sg->g, be, sg->loss, err);
+    return ams_dp_step(sg->dp, t->x, t->y, loss, err);
 }
 
 /* coord by change: n unmasked Adam steps from the current weights, the mask = the elements
@@ -183,6 +177,8 @@ ams_status ams_trainer_phase(ams_trainer *t, const ams_horizon *h, const ams_tra
     AMS_FAIL_IF(!(o->lr > 0) || !isfinite(o->lr), err, AMS_E_INVAL, "trainer: bad lr");
     AMS_FAIL_IF(o->strategy != AMS_STRATEGY_FULL && !(o->fraction > 0 && o->fraction <= 1), err,
                 AMS_E_INVAL, "trainer: fraction must be in (0, 1], got %g", o->fraction);
+    AMS_FAIL_IF(o->replicas < 0 || o->replicas > AMS_DP_MAX_REPLICAS, err, AMS_E_INVAL,
+                "trainer: replicas must be in 0..%d, got %d", AMS_DP_MAX_REPLICAS, o->replicas);
     AMS_FAIL_IF(o->coord_probe < 0 || o->coord_probe > 10000, err, AMS_E_INVAL,
                 "trainer: coord probe steps must be in 0..10000, got %d", o->coord_probe);
     AMS_FAIL_IF(!h || ams_horizon_count(h) == 0, err, AMS_E_INVAL,
@@ -211,7 +207,7 @@ ams_status ams_trainer_phase(ams_trainer *t, const ams_horizon *h, const ams_tra
     if (o->restore) AMS_TRY(ams_params_copy_values(t->params, t->pretrained, err));
 
     shape_graph *sg = NULL;
-    AMS_TRY(graph_for(t, o->batch, &sg, err));
+    AMS_TRY(graph_for(t, o, &sg, err));
     ams_rng rng;
     ams_rng_seed(&rng, o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)t->phase);
 

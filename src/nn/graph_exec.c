@@ -247,6 +247,15 @@ static float *dinput_fresh(ams_graph *g, ams_node *n, int k, int *fresh) {
     return dnode_fresh(g, in(g, n, k), fresh);
 }
 
+/* Is input k's gradient buffer n's own (graph_plan.c plan_grad_alias)? Then it already
+ * holds input k's share, n's gradient itself: it is only marked written. */
+static int aliased(ams_graph *g, ams_node *n, int k) {
+    ams_node *x = in(g, n, k);
+    if (x->grad_alias != (int)(n - g->nodes)) return 0;
+    x->grad_ready = 1;
+    return 1;
+}
+
 static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     const float *dout = n->grad;
     if (n->hs_x >= 0) { /* a fused hard-swish: straight into its input's gradient */
@@ -306,6 +315,7 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     case AMS_OP_RESHAPE: {
         int fresh = 0;
         float a = n->op == AMS_OP_AFFINE ? n->a : 1.0f;
+        if (aliased(g, n, 0)) break;
         float *dx = be->affine_backward_set ? dinput_fresh(g, n, 0, &fresh) : dinput(g, n, 0);
         (fresh ? be->affine_backward_set : be->affine_backward)(be, dx, dout, a, (int64_t)n->numel);
         break;
@@ -314,14 +324,17 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     case AMS_OP_MUL: {
         int is_add = n->op == AMS_OP_ADD;
         int fa = 0, fb = 0;
-        float *da, *db;
+        float *da = NULL, *db = NULL;
+        int alias_a = is_add && aliased(g, n, 0), alias_b = is_add && aliased(g, n, 1);
         if (is_add ? be->add_backward_set != NULL : be->mul_backward_set != NULL) {
             /* a second input that is the first (x + x) comes back not fresh */
-            da = dinput_fresh(g, n, 0, &fa);
-            db = dinput_fresh(g, n, 1, &fb);
+            if (!alias_a) da = dinput_fresh(g, n, 0, &fa);
+            if (!alias_b) db = dinput_fresh(g, n, 1, &fb);
         } else {
-            da = dinput(g, n, 0), db = dinput(g, n, 1);
+            if (!alias_a) da = dinput(g, n, 0);
+            if (!alias_b) db = dinput(g, n, 1);
         }
+        if (!da && !db) break;
         if (is_add && (fa || fb)) be->add_backward_set(be, da, db, dout, &n->bc, fa, fb);
         else if (is_add) be->add_backward(be, da, db, dout, &n->bc);
         else if (fa || fb)

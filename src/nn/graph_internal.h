@@ -40,6 +40,10 @@ typedef struct ams_node {
     float *aux;             /* dropout mask (arena) */
     size_t value_off, grad_off, aux_off; /* arena byte offsets, SIZE_MAX = not in arena */
     int grad_ready;         /* backward: grad buffer zeroed this pass */
+    int grad_alias;         /* training: the add / reshape / affine(a = 1) node whose gradient
+                             * buffer this node's gradient is (graph_plan.c plan_grad_alias):
+                             * that node's backward writes nothing for it, only marks it
+                             * written; -1: a buffer of its own */
     /* conv fusion (graph_plan.c plan_fusion; backends with conv2d_forward_act): a conv whose
      * value only feeds a frozen BN (inference) and/or an activation and/or a residual add
      * runs the chain as one kernel call */
@@ -86,6 +90,8 @@ struct ams_graph {
     ams_rng rng;            /* dropout masks */
     int forward_done;
     int no_fusion;          /* ams_graph_set_fusion(g, 0) */
+    int no_grad_alias;      /* tests: plan every gradient in a buffer of its own */
+    int grad_aliases;       /* the plan's gradient aliases (nodes with grad_alias >= 0) */
     int hswish_fused;       /* the plan has hard-swish fusions (the backend must have hswish) */
     ams_graph_prof *prof;   /* NULL: profiling off (the executor checks nothing else) */
 };

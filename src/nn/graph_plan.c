@@ -5,11 +5,13 @@
  * Time line: forward runs node i at step i; backward runs node i at step 2n - i.
  * A value lives from its producer's step to the last step that reads it (a consumer's
  * forward, or a backward that needs it); a gradient lives from the first backward step
- * that accumulates into it to its producer's backward. */
+ * that accumulates into it to its producer's backward; gradients that are another node's
+ * (plan_grad_alias) share its buffer, which lives as long as all of them. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/big_alloc.h"
 #include "nn/graph_internal.h"
 
 enum { ALIGN = 64 };
@@ -225,6 +227,102 @@ static ams_status plan_fusion(ams_graph *g, ams_err *err) {
     return AMS_OK;
 }
 
+/* Does node i get a gradient buffer in the arena (a training plan)? */
+static int arena_grad(const ams_graph *g, const long *gstart, long inf, int i) {
+    const ams_node *nd = &g->nodes[i];
+    return in_arena(nd) && nd->hs_by < 0 && nd->needs_grad && gstart[i] < inf && !nd->is_u8;
+}
+
+/* Does the backward of node p hand input x exactly its own gradient (an add of a
+ * same-shaped x, a reshape, an affine with a = 1)? */
+static int passes_grad(const ams_graph *g, int p, int x) {
+    const ams_node *nd = &g->nodes[p];
+    if (g->nodes[x].numel != nd->numel) return 0;
+    switch (nd->op) {
+    case AMS_OP_ADD: return nd->nin == 2 && nd->xs[0] != nd->xs[1];
+    case AMS_OP_RESHAPE: return 1;
+    case AMS_OP_AFFINE: return nd->a == 1.0f;
+    default: return 0;
+    }
+}
+
+static int alias_root(const ams_graph *g, int i) {
+    while (g->nodes[i].grad_alias >= 0) i = g->nodes[i].grad_alias;
+    return i;
+}
+
+/* A first-writer alias c -> p is sound when every node sharing c's buffer whose gradient
+ * is not c's (does not hang below c) reads it before c's other writers accumulate into it:
+ * its backward runs first, its index is above theirs (the latest of them: prev[c]). */
+static int first_writer_sound(const ams_graph *g, const int *nw, const int *prev) {
+    for (int c = 0; c < g->count; c++) {
+        if (g->nodes[c].grad_alias < 0 || nw[c] == 1) continue;
+        int rc = alias_root(g, c);
+        for (int m = prev[c]; m >= 0; m--) { /* members above prev[c] are fine */
+            int below = 0, r = m;
+            for (; g->nodes[r].grad_alias >= 0; r = g->nodes[r].grad_alias)
+                if (r == c) below = 1;
+            if (r == rc && !below && m != c) return 0;
+        }
+    }
+    return 1;
+}
+
+/* Gradient aliasing (training plans). When node p's backward hands input x exactly p's
+ * gradient (passes_grad) and is the only backward writing x's gradient (sole), or the
+ * first (p is x's last reader, the others accumulate after it), x's gradient can live in
+ * p's buffer: p's backward writes nothing for x (graph_exec.c, aliased), and the copy is
+ * gone. Chains share one buffer, owned by their root; its lifetime is the union of theirs
+ * (gstart, gend). A sole alias never changes the buffer after the root's backward; a
+ * first-writer one does (first_writer_sound), so those are added one by one, each kept
+ * only if the plan stays sound. */
+static ams_status plan_grad_alias(ams_graph *g, long *gstart, long *gend, long inf,
+                                  ams_err *err) {
+    const int n = g->count;
+    g->grad_aliases = 0;
+    for (int i = 0; i < n; i++) g->nodes[i].grad_alias = -1;
+    if (g->mode != AMS_PLAN_TRAIN || g->no_grad_alias) return AMS_OK;
+    /* per node: gradient writes (input slots), the last writer and the one before it */
+    int *nw = calloc((size_t)3 * n + 1, sizeof *nw);
+    AMS_FAIL_IF(!nw, err, AMS_E_NOMEM, "out of memory planning the graph");
+    int *last = nw + n, *prev = nw + 2 * n;
+    for (int i = 0; i < n; i++) last[i] = prev[i] = -1;
+    for (int j = 0; j < n; j++) {
+        const ams_node *nd = &g->nodes[j];
+        if (!nd->needs_grad || nd->hs_by >= 0 || nd->op == AMS_OP_PARAM) continue;
+        for (int k = 0; k < (nd->hs_x >= 0 ? 1 : nd->nin); k++) {
+            int x = nd->hs_x >= 0 ? nd->hs_x : nd->xs[k];
+            if (!g->nodes[x].needs_grad || (nd->hs_x < 0 && !differentiable(nd->op, k)))
+                continue;
+            nw[x]++;
+            if (last[x] != j) prev[x] = last[x], last[x] = j;
+        }
+    }
+    for (int pass = 0; pass < 2; pass++) { /* sole aliases, then first-writer ones */
+        for (int p = n - 1; p >= 0; p--) {
+            const ams_node *nd = &g->nodes[p];
+            if (!arena_grad(g, gstart, inf, p)) continue;
+            for (int k = 0; k < nd->nin; k++) {
+                int x = nd->xs[k];
+                if (!arena_grad(g, gstart, inf, x) || last[x] != p || !passes_grad(g, p, x) ||
+                    g->nodes[x].grad_alias >= 0 || (nw[x] == 1) != (pass == 0))
+                    continue;
+                g->nodes[x].grad_alias = p;
+                if (pass == 1 && !first_writer_sound(g, nw, prev)) g->nodes[x].grad_alias = -1;
+                else g->grad_aliases++;
+            }
+        }
+    }
+    free(nw);
+    for (int i = 0; i < n; i++) {
+        if (g->nodes[i].grad_alias < 0) continue;
+        int r = alias_root(g, i);
+        if (gstart[r] > gstart[i]) gstart[r] = gstart[i];
+        if (gend[r] < gend[i]) gend[r] = gend[i];
+    }
+    return AMS_OK;
+}
+
 static size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
 
 static int by_size_desc(const void *a, const void *b) {
@@ -302,7 +400,8 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
     interval *iv = calloc((size_t)3 * n + 1, sizeof *iv);
     AMS_FAIL_IF(!iv, err, AMS_E_NOMEM, "out of memory planning the graph");
     long *vend = malloc(((size_t)n + 1) * sizeof *vend);
-    long *gstart = malloc(((size_t)n + 1) * sizeof *gstart);
+    long *gstart = malloc(((size_t)2 * n + 1) * sizeof *gstart);
+    long *gend = gstart + n; /* a gradient's last step: its producer's backward */
     if (!vend || !gstart) {
         free(iv);
         free(vend);
@@ -312,6 +411,7 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
     for (int i = 0; i < n; i++) {
         vend[i] = g->nodes[i].keep ? inf : i;
         gstart[i] = inf;
+        gend[i] = 2L * n - i;
     }
     int *consumers = calloc((size_t)n + 1, sizeof(int));
     for (int j = 0; consumers && j < n; j++) {
@@ -334,8 +434,9 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
             if (bwd && g->nodes[x].needs_grad && gstart[x] > tb) gstart[x] = tb;
         }
     }
+    ams_status st = consumers ? plan_grad_alias(g, gstart, gend, inf, err) : AMS_OK;
     int m = 0;
-    for (int i = 0; consumers && i < n; i++) {
+    for (int i = 0; consumers && st == AMS_OK && i < n; i++) {
         ams_node *nd = &g->nodes[i];
         nd->value_off = nd->grad_off = nd->aux_off = SIZE_MAX;
         if (!in_arena(nd) || nd->hs_by >= 0) continue;
@@ -348,8 +449,8 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
         iv[m++] = (interval){start, (consumers[i] && !is_input) ? vend[i] : inf,
                              align_up(nd->numel * (nd->is_u8 ? 1 : sizeof(float))),
                              &nd->value_off, 0};
-        if (nd->needs_grad && gstart[i] < inf)
-            iv[m++] = (interval){gstart[i], 2L * n - i, align_up(nd->numel * sizeof(float)),
+        if (nd->needs_grad && gstart[i] < inf && nd->grad_alias < 0)
+            iv[m++] = (interval){gstart[i], gend[i], align_up(nd->numel * sizeof(float)),
                                  &nd->grad_off, 0};
         if (nd->op == AMS_OP_DROPOUT && mode == AMS_PLAN_TRAIN)
             iv[m++] = (interval){i, nd->needs_grad ? 2L * n - i : i,
@@ -357,16 +458,21 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
     }
     free(vend);
     free(gstart);
-    if (!consumers) {
+    if (!consumers || st != AMS_OK) {
         free(iv);
+        free(consumers);
+        if (st != AMS_OK) return st;
         AMS_FAIL(err, AMS_E_NOMEM, "out of memory planning the graph");
     }
     free(consumers);
     size_t bytes = place(iv, m);
     free(iv);
+    for (int i = 0; i < n; i++) /* aliases: their root's buffer */
+        if (g->nodes[i].grad_alias >= 0)
+            g->nodes[i].grad_off = g->nodes[alias_root(g, i)].grad_off;
 
     free(g->arena);
-    g->arena = aligned_alloc(ALIGN, align_up(bytes ? bytes : ALIGN));
+    g->arena = ams_big_alloc(bytes, ALIGN);
     AMS_FAIL_IF(!g->arena, err, AMS_E_NOMEM, "out of memory: the graph needs %zu MB of activations",
                 bytes >> 20);
     g->arena_bytes = bytes;

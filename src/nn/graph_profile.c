@@ -65,7 +65,9 @@ static void node_traffic(const ams_graph *g, const ams_node *n, double *fwd, dou
     for (int k = 0; k < n->nin; k++) {
         const ams_node *x = &g->nodes[n->xs[k]];
         in += node_bytes(x);
-        if (x->needs_grad && x->grad) gin += 2 * node_bytes(x);
+        /* a gradient aliased to n's own (graph_plan.c) is not written */
+        if (x->needs_grad && x->grad && x->grad_alias != (int)(n - g->nodes))
+            gin += 2 * node_bytes(x);
     }
     *fwd = in + node_bytes(n);
     *bwd = node_bytes(n) + in + gin;

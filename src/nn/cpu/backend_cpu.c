@@ -97,5 +97,6 @@ void ams_backend_free(const ams_backend *be) {
     cpu_backend *cb = (cpu_backend *)(uintptr_t)be; /* be is cb's first member */
     ams_cpu_conv_cache_free(&cb->st);
     free(cb->st.part);
+    free(cb->st.pw);
     free(cb);
 }

@@ -30,12 +30,13 @@ static int small_backward(const ams_backend *be, float *din, float *dweight, flo
 }
 
 /* out[i] = act(out[i]) * scale on the calling thread (the paths without a fused epilogue;
- * scale is 1 but for hard-swish). */
+ * kernels.h: the scale goes with an activation). */
 static void apply_act(float *out, int64_t n, int act, float scale) {
     if (act == AMS_CONV_ACT_RELU)
-        for (int64_t i = 0; i < n; i++) out[i] = out[i] > 0.0f ? out[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) out[i] = (out[i] > 0.0f ? out[i] : 0.0f) * scale;
     else if (act == AMS_CONV_ACT_RELU6)
-        for (int64_t i = 0; i < n; i++) out[i] = out[i] > 0.0f ? (out[i] < 6.0f ? out[i] : 6.0f) : 0.0f;
+        for (int64_t i = 0; i < n; i++)
+            out[i] = (out[i] > 0.0f ? (out[i] < 6.0f ? out[i] : 6.0f) : 0.0f) * scale;
     else if (act == AMS_CONV_ACT_HSWISH)
         for (int64_t i = 0; i < n; i++) {
             float t = out[i] + 3.0f;
@@ -54,6 +55,17 @@ static void add_addend(const ams_backend *be, float *out, const float *addend,
 
 #ifdef AMS_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
+
+/* Pointwise convs whose GEMM (conv_pointwise.c) writes at most one panel of 64 channels:
+ * ours then (tiles in registers, the epilogue and accumulation in the same pass); wider
+ * ones go to oneDNN, faster there (measured per DeepLab / selfie shape, batch 1 and 8:
+ * ours 0.5-0.8x oneDNN's time up to 64 output channels, 1.1-1.3x above). n: the output
+ * channels of the GEMM (oc forward, c for the data gradient). */
+static int pw_ours(const ams_conv2d_desc *d, int n) {
+    static int avx512 = -1;
+    if (avx512 < 0) avx512 = ams_cpu_pw_available();
+    return avx512 && n <= 64 && ams_cpu_conv_pointwise(d);
+}
 
 /* Weight tensors whose reordered forward copy an entry keeps (selfie inference: convs of
  * the same shape, each reordered every call when there was one copy, 19 reorders a frame). */
@@ -471,6 +483,8 @@ void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, 
         ams_cpu_conv_small_forward(out, in, weight, bias, d);
         return;
     }
+    if (pw_ours(d, d->oc) && ams_cpu_pw_forward(be, out, in, weight, bias, d, AMS_CONV_ACT_NONE, 1.0f, NULL))
+        return;
     conv_entry *e = entry(be, d, bias != NULL);
     if (!e || !ensure_fwd(state(be), state(be)->conv, e)) {
         ams_ref_conv2d_forward(be, out, in, weight, bias, d);
@@ -493,6 +507,8 @@ void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *
         add_addend(be, out, addend, d);
         return;
     }
+    if (pw_ours(d, d->oc) && ams_cpu_pw_forward(be, out, in, weight, bias, d, act, act_scale, addend))
+        return;
     conv_entry *e = entry_act(be, d, bias != NULL, act, act_scale, addend != NULL);
     if (!e || !ensure_fwd(state(be), state(be)->conv, e)) {
         if (addend) { /* oneDNN without the binary post-op: the conv, then the add */
@@ -528,6 +544,7 @@ static void conv_backward(const ams_backend *be, int set, float *din, float *dwe
     /* our weight gradient takes the bias gradient along (one pass over dout) */
     if (dweight && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) dweight = dbias = NULL;
     if (dbias) ams_cpu_bias_grad(be, dbias, dout, opix, d->oc);
+    if (din && pw_ours(d, d->c) && ams_cpu_pw_backward_data(be, set, din, dout, weight, d)) din = NULL;
     if (din) {
         if (!e->bad_bwd_d && !e->bwd_d.p && !setup_bwd_d(st, st->conv, e)) e->bad_bwd_d = 1;
         if (e->bad_bwd_d) {
@@ -643,14 +660,25 @@ void ams_cpu_conv_cache_free(ams_cpu_state *st) {
 
 #else /* no oneDNN: the reference convolutions, but for our own kernels */
 
+/* Without oneDNN our pointwise GEMM takes every pointwise conv the CPU can run it on. */
+static int pw_ours(const ams_conv2d_desc *d) {
+    static int avx512 = -1;
+    if (avx512 < 0) avx512 = ams_cpu_pw_available();
+    return avx512 && ams_cpu_conv_pointwise(d);
+}
+
 void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, const float *weight,
                             const float *bias, const ams_conv2d_desc *d) {
     if (ams_cpu_conv_small(d)) ams_cpu_conv_small_forward(out, in, weight, bias, d);
-    else ams_ref_conv2d_forward(be, out, in, weight, bias, d);
+    else if (!pw_ours(d) || !ams_cpu_pw_forward(be, out, in, weight, bias, d, AMS_CONV_ACT_NONE, 1.0f, NULL))
+        ams_ref_conv2d_forward(be, out, in, weight, bias, d);
 }
 void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *in,
                                 const float *weight, const float *bias, const ams_conv2d_desc *d,
                                 int act, float act_scale, const float *addend) {
+    if (!ams_cpu_conv_small(d) && pw_ours(d) &&
+        ams_cpu_pw_forward(be, out, in, weight, bias, d, act, act_scale, addend))
+        return;
     ams_cpu_conv2d_forward(be, out, in, weight, bias, d);
     apply_act(out, out_numel(d), act, act_scale);
     add_addend(be, out, addend, d);
@@ -662,6 +690,8 @@ void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, 
         ams_cpu_dw_dgrad(be, 0, din, dout, weight, d);
         din = NULL;
     }
+    if (din && !ams_cpu_conv_small(d) && pw_ours(d) && ams_cpu_pw_backward_data(be, 0, din, dout, weight, d))
+        din = NULL;
     if (small_backward(be, din, dweight, dbias, dout, in, weight, d)) return;
     if (dweight && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) dweight = dbias = NULL;
     ams_ref_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);

@@ -21,6 +21,8 @@ typedef struct ams_cpu_state {
     float *part;            /* per-thread partial sums (reductions), part_len floats */
     size_t part_len;
     cpu_conv_cache *conv;   /* oneDNN primitives per descriptor (conv_dnnl.c) */
+    float *pw;              /* packed weights of our pointwise convs, pw_len floats */
+    size_t pw_len;
 } ams_cpu_state;
 
 /* Allocation used for every cache and scratch buffer: 64-byte aligned, counted in
@@ -67,6 +69,18 @@ void ams_cpu_conv_tiled_forward(const ams_backend *be, float *out, const float *
 int ams_cpu_conv_tiled_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
                                 const float *dout, const float *in, const float *weight,
                                 const ams_conv2d_desc *d);
+/* Pointwise convolutions (1x1, stride 1, unpadded, one group) as our own GEMM
+ * (conv_pointwise.c): ams_cpu_conv_pointwise says whether d is one; the forward applies
+ * its epilogue (bias, act scaled by act_scale, then + addend; NULLs: none) as it stores,
+ * the data gradient overwrites din (set) or accumulates. Both return 0 when the packed
+ * weights' buffer could not be allocated (nothing was written). */
+int ams_cpu_conv_pointwise(const ams_conv2d_desc *d);
+int ams_cpu_pw_available(void); /* the CPU runs them (AVX-512) */
+int ams_cpu_pw_forward(const ams_backend *be, float *out, const float *in, const float *weight,
+                       const float *bias, const ams_conv2d_desc *d, int act, float act_scale,
+                       const float *addend);
+int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const float *dout,
+                             const float *weight, const ams_conv2d_desc *d);
 /* Pointwise convolutions too small for a oneDNN call (conv_small.c), on the calling thread. */
 int ams_cpu_conv_small(const ams_conv2d_desc *d);
 void ams_cpu_conv_small_forward(float *out, const float *in, const float *weight,

@@ -1,0 +1,230 @@
+/* conv_pointwise.c - pointwise convolutions (1x1, stride 1, unpadded, one group) as our own
+ * GEMM over NHWC pixels: the forward with its epilogue (bias, activation, residual add)
+ * and the data gradient (overwriting or accumulating).
+ *
+ * Why not oneDNN: mobile networks' pointwise convs have 16-128 channels, so each call is a
+ * tall, thin GEMM. On the selfie's batch-8 training step oneDNN 2.6's brgconv_1x1 forward
+ * and jit_1x1 backward-data ran the 16->16 convs at 96x128 at 50-170 GFLOP/s (a fifth of
+ * the machine's peak), and its backward-data cannot accumulate (a scratch and an add pass).
+ * Here the weights are packed once per call into panels of 16-column vectors (weight-sized:
+ * small), a tile of R pixels x up to 64 output channels is summed in registers (one
+ * broadcast input times one weight vector per FMA), and the epilogue is applied while the
+ * tile is stored, so the output is written once. AVX-512 only (chosen at run time); other
+ * CPUs keep oneDNN's kernels.
+ */
+#include <stdlib.h>
+
+#include "nn/cpu/cpu_loops.h"
+
+/* Output channels per panel (4 vectors of 16) and pixels per chunk (a multiple of every
+ * tile height below, so thread slices and chunks never split a tile; a chunk's inputs,
+ * CHUNK x c floats, stay in cache while every panel is applied to them). */
+#define PANEL 64
+#define CHUNK 96
+
+/* What happens to a tile on its way out. */
+typedef struct epilogue {
+    const float *bias;    /* packed, padded with zeros to the panels' width; NULL: none */
+    int act;              /* AMS_CONV_ACT_* */
+    float act_scale;
+    const float *addend;  /* same layout as the output; NULL: none */
+    int accumulate;       /* out += result (data gradients) */
+} epilogue;
+
+int ams_cpu_conv_pointwise(const ams_conv2d_desc *d) {
+    return d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 && d->pad_t == 0 &&
+           d->pad_b == 0 && d->pad_l == 0 && d->pad_r == 0 && d->groups == 1 && d->oh == d->h &&
+           d->ow == d->w && d->dil_h == 1 && d->dil_w == 1 && d->c > 0 && d->oc > 0;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+int ams_cpu_pw_available(void) { return __builtin_cpu_supports("avx512f"); }
+
+/* One tile vector through the epilogue into out (m: its real columns): bias, activation
+ * times its scale (as apply_act in conv_dnnl.c: relu, clip(0, 6), x * (scale / 6) *
+ * clip(x + 3, 0, 6)), + addend, + out when accumulating. */
+static inline __attribute__((always_inline)) AVX512 void store(float *out, const float *addend,
+                                                              __m512 v, __mmask16 m,
+                                                              const epilogue *e,
+                                                              const float *bias) {
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+    if (bias) v = _mm512_add_ps(v, _mm512_load_ps(bias));
+    switch (e->act) {
+    case AMS_CONV_ACT_RELU: v = _mm512_mul_ps(_mm512_max_ps(v, zero), _mm512_set1_ps(e->act_scale)); break;
+    case AMS_CONV_ACT_RELU6:
+        v = _mm512_mul_ps(_mm512_min_ps(_mm512_max_ps(v, zero), six), _mm512_set1_ps(e->act_scale));
+        break;
+    case AMS_CONV_ACT_HSWISH: {
+        __m512 r = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, _mm512_set1_ps(3.0f)), zero), six);
+        v = _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(e->act_scale / 6.0f)), r);
+        break;
+    }
+    default: break;
+    }
+    if (m == 0xffff) { /* masked loads and stores are slow on AMD: only for a real tail */
+        if (addend) v = _mm512_add_ps(v, _mm512_loadu_ps(addend));
+        if (e->accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(out));
+        _mm512_storeu_ps(out, v);
+        return;
+    }
+    if (addend) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, addend));
+    if (e->accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, out));
+    _mm512_mask_storeu_ps(out, m, v);
+}
+
+/* Rows [0, rows) of out (row stride n) = epilogue(a (rows, k; row stride k) . panel), where
+ * the panel holds NB vectors of 16 columns (k rows of NB*16 floats, zero-padded) and the
+ * last vector's real columns are mask m. R rows at a time in registers, then one. */
+#define PW_TILES(NAME, R, NB)                                                                     \
+    static AVX512 void NAME(float *out, const float *addend, int64_t n, const float *a, int k,    \
+                            const float *panel, int64_t rows, __mmask16 m, const epilogue *e,     \
+                            const float *bias) {                                                  \
+        int64_t r0 = 0;                                                                           \
+        for (; r0 + R <= rows; r0 += R) {                                                         \
+            __m512 acc[R][NB];                                                                    \
+            for (int r = 0; r < R; r++)                                                           \
+                for (int j = 0; j < NB; j++) acc[r][j] = _mm512_setzero_ps();                     \
+            const float *ar = a + r0 * k, *bq = panel;                                            \
+            for (int q = 0; q < k; q++, bq += NB * 16) {                                          \
+                __m512 b[NB];                                                                     \
+                for (int j = 0; j < NB; j++) b[j] = _mm512_load_ps(bq + j * 16);                  \
+                for (int r = 0; r < R; r++) {                                                     \
+                    __m512 av = _mm512_set1_ps(ar[(int64_t)r * k + q]);                           \
+                    for (int j = 0; j < NB; j++) acc[r][j] = _mm512_fmadd_ps(av, b[j], acc[r][j]); \
+                }                                                                                 \
+            }                                                                                     \
+            for (int r = 0; r < R; r++)                                                           \
+                for (int j = 0; j < NB; j++)                                                      \
+                    store(out + (r0 + r) * n + j * 16,                                            \
+                          addend ? addend + (r0 + r) * n + j * 16 : NULL, acc[r][j],              \
+                          j == NB - 1 ? m : (__mmask16)0xffff, e, bias ? bias + j * 16 : NULL);   \
+        }                                                                                         \
+        for (; r0 < rows; r0++) {                                                                 \
+            __m512 acc[NB];                                                                       \
+            for (int j = 0; j < NB; j++) acc[j] = _mm512_setzero_ps();                            \
+            const float *ar = a + r0 * k, *bq = panel;                                            \
+            for (int q = 0; q < k; q++, bq += NB * 16) {                                          \
+                __m512 av = _mm512_set1_ps(ar[q]);                                                \
+                for (int j = 0; j < NB; j++)                                                      \
+                    acc[j] = _mm512_fmadd_ps(av, _mm512_load_ps(bq + j * 16), acc[j]);            \
+            }                                                                                     \
+            for (int j = 0; j < NB; j++)                                                          \
+                store(out + r0 * n + j * 16, addend ? addend + r0 * n + j * 16 : NULL, acc[j],    \
+                      j == NB - 1 ? m : (__mmask16)0xffff, e, bias ? bias + j * 16 : NULL);       \
+        }                                                                                         \
+    }
+
+PW_TILES(tiles1, 16, 1)
+PW_TILES(tiles2, 12, 2)
+PW_TILES(tiles3, 8, 3)
+PW_TILES(tiles4, 6, 4)
+
+/* Pixels [p0, p1) of out (p, n) = epilogue(a (p, k) . B), B packed as panels of PANEL
+ * columns: panel i is k rows of its width (a multiple of 16) floats, at packed + i*k*PANEL. */
+static AVX512 void gemm_slice(float *out, const float *a, const float *packed, int64_t p0,
+                              int64_t p1, int k, int n, const epilogue *e) {
+    for (int64_t c0 = p0; c0 < p1; c0 += CHUNK) {
+        int64_t rows = p1 - c0 < CHUNK ? p1 - c0 : CHUNK;
+        const float *ac = a + c0 * k;
+        for (int col = 0; col < n; col += PANEL) {
+            int width = n - col < PANEL ? n - col : PANEL;
+            int nb = (width + 15) / 16, tail = width - (nb - 1) * 16;
+            __mmask16 m = (__mmask16)((1u << tail) - 1u);
+            const float *panel = packed + (int64_t)(col / PANEL) * k * PANEL;
+            float *o = out + c0 * n + col;
+            const float *ad = e->addend ? e->addend + c0 * n + col : NULL;
+            const float *bias = e->bias ? e->bias + col : NULL;
+            switch (nb) {
+            case 1: tiles1(o, ad, n, ac, k, panel, rows, m, e, bias); break;
+            case 2: tiles2(o, ad, n, ac, k, panel, rows, m, e, bias); break;
+            case 3: tiles3(o, ad, n, ac, k, panel, rows, m, e, bias); break;
+            default: tiles4(o, ad, n, ac, k, panel, rows, m, e, bias); break;
+            }
+        }
+    }
+}
+
+/* Packs B (k, n), element (q, j) at b[q*bs_q + j*bs_j], into PANEL-wide panels whose
+ * last vector is zero-padded; the bias (n; NULL: none) into pbias padded likewise. */
+static void pack(float *packed, const float *b, int64_t bs_q, int64_t bs_j, int k, int n,
+                 float *pbias, const float *bias) {
+    for (int col = 0; col < n; col += PANEL) {
+        int width = n - col < PANEL ? n - col : PANEL, wpad = (width + 15) / 16 * 16;
+        float *panel = packed + (int64_t)(col / PANEL) * k * PANEL;
+        for (int q = 0; q < k; q++) {
+            float *row = panel + (int64_t)q * wpad;
+            for (int j = 0; j < width; j++) row[j] = b[q * bs_q + (int64_t)(col + j) * bs_j];
+            for (int j = width; j < wpad; j++) row[j] = 0.0f;
+        }
+    }
+    if (pbias) {
+        int npad = (n + 15) / 16 * 16;
+        for (int j = 0; j < npad; j++) pbias[j] = j < n ? bias[j] : 0.0f;
+    }
+}
+
+/* out = epilogue(in (pixels, k) . B (k, n)) over all pixels, threads splitting whole
+ * chunks; 0 when the packing buffer could not be grown. */
+static int gemm(const ams_backend *be, float *out, const float *in, const float *b,
+                int64_t bs_q, int64_t bs_j, int k, int n, int64_t pixels, const float *bias,
+                const epilogue *e0) {
+    ams_cpu_state *st = (ams_cpu_state *)be->state;
+    size_t plen = (size_t)k * (size_t)((n + 15) / 16 * 16), need = plen + (size_t)n + 16;
+    if (need > st->pw_len) {
+        float *p = ams_cpu_alloc(st, need * sizeof *p);
+        if (!p) return 0;
+        free(st->pw);
+        st->pw = p, st->pw_len = need;
+    }
+    float *packed = st->pw, *pbias = st->pw + plen; /* plen is a multiple of 16: aligned */
+    pack(packed, b, bs_q, bs_j, k, n, bias ? pbias : NULL, bias);
+    epilogue e = *e0;
+    e.bias = bias ? pbias : NULL;
+    double macs = (double)pixels * k * n;
+    int nt = macs < 4e6 || st->threads < 1 ? 1 : st->threads; /* as conv_dnnl.c's threshold */
+    int64_t chunks = (pixels + CHUNK - 1) / CHUNK;
+    CPU_PARALLEL_FOR
+    for (int t = 0; t < nt; t++) {
+        int64_t lo, hi;
+        cpu_split(chunks, t, nt, &lo, &hi);
+        lo *= CHUNK, hi = hi * CHUNK < pixels ? hi * CHUNK : pixels;
+        if (lo < hi) gemm_slice(out, in, packed, lo, hi, k, n, &e);
+    }
+    return 1;
+}
+
+int ams_cpu_pw_forward(const ams_backend *be, float *out, const float *in, const float *weight,
+                       const float *bias, const ams_conv2d_desc *d, int act, float act_scale,
+                       const float *addend) {
+    epilogue e = {NULL, act, act_scale, addend, 0};
+    /* HWIO 1x1: weight (c, oc) is B as it is */
+    return gemm(be, out, in, weight, d->oc, 1, d->c, d->oc, (int64_t)d->n * d->h * d->w, bias, &e);
+}
+
+int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const float *dout,
+                             const float *weight, const ams_conv2d_desc *d) {
+    epilogue e = {NULL, AMS_CONV_ACT_NONE, 1.0f, NULL, !set};
+    /* din (p, c) = dy (p, oc) . W^T: B (oc, c) element (q, j) = weight[j*oc + q] */
+    return gemm(be, din, dout, weight, 1, d->oc, d->oc, d->c, (int64_t)d->n * d->h * d->w, NULL, &e);
+}
+
+#else /* not x86-64 GCC/clang: oneDNN's or the reference kernels */
+
+int ams_cpu_pw_available(void) { return 0; }
+int ams_cpu_pw_forward(const ams_backend *be, float *out, const float *in, const float *weight,
+                       const float *bias, const ams_conv2d_desc *d, int act, float act_scale,
+                       const float *addend) {
+    (void)be, (void)out, (void)in, (void)weight, (void)bias, (void)d, (void)act;
+    (void)act_scale, (void)addend;
+    return 0;
+}
+int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const float *dout,
+                             const float *weight, const ams_conv2d_desc *d) {
+    (void)be, (void)set, (void)din, (void)dout, (void)weight, (void)d;
+    return 0;
+}
+#endif
