@@ -236,6 +236,43 @@ CPU_MULTIVERSION static int tiled_bwd_fast_rows(float *din, float *acc, const fl
     return 1;
 }
 
+/* tiled_bwd_fast_rows for the selfie's shape (2x2 taps, c 1, oc 16), with the four taps'
+ * weights and weight-gradient rows in named registers: the general loop keeps its
+ * accumulators in an indexed stack array, a load-FMA-store chain per tap and pixel
+ * (1.4 ms of a batch-4 step, now ~0.2). Returns 0 for other shapes. */
+CPU_MULTIVERSION static int tiled_bwd_2x2c1_rows(float *din, float *acc, const float *dout,
+                                                 const float *in, const float *weight,
+                                                 const ams_conv2d_desc *d, int64_t r0, int64_t r1) {
+    if (d->kh != 2 || d->kw != 2 || d->c != 1 || d->oc != 16) return 0;
+    v16 w0, w1, w2, w3, a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    memcpy(&w0, weight, sizeof w0), memcpy(&w1, weight + 16, sizeof w1);
+    memcpy(&w2, weight + 32, sizeof w2), memcpy(&w3, weight + 48, sizeof w3);
+    for (int64_t r = r0; r < r1; r++) {
+        int b = (int)(r / d->oh), oy = (int)(r % d->oh);
+        const float *x = in + (size_t)r * (size_t)d->ow * 16;
+        float *dx = din ? din + (size_t)r * (size_t)d->ow * 16 : NULL;
+        const float *g0 = dout + ((size_t)b * (size_t)d->h + (size_t)(2 * oy)) * (size_t)d->w;
+        const float *g1 = g0 + d->w;
+        for (int ox = 0; ox < d->ow; ox++, x += 16) {
+            const float t0 = g0[2 * ox], t1 = g0[2 * ox + 1], t2 = g1[2 * ox], t3 = g1[2 * ox + 1];
+            v16 xv;
+            memcpy(&xv, x, sizeof xv);
+            a0 += t0 * xv, a1 += t1 * xv, a2 += t2 * xv, a3 += t3 * xv;
+            if (dx) {
+                v16 cur;
+                memcpy(&cur, dx + (size_t)ox * 16, sizeof cur);
+                cur += t0 * w0 + t1 * w1 + t2 * w2 + t3 * w3;
+                memcpy(dx + (size_t)ox * 16, &cur, sizeof cur);
+            }
+        }
+    }
+    if (acc) {
+        memcpy(acc, &a0, sizeof a0), memcpy(acc + 16, &a1, sizeof a1);
+        memcpy(acc + 32, &a2, sizeof a2), memcpy(acc + 48, &a3, sizeof a3);
+    }
+    return 1;
+}
+
 CPU_MULTIVERSION static void add_to(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
@@ -273,6 +310,7 @@ int ams_cpu_conv_tiled_backward(const ams_backend *be, float *din, float *dweigh
         int64_t lo, hi;
         cpu_split(rows, t, nt, &lo, &hi);
         float *p = dweight ? part + (size_t)t * nw : NULL;
+        if (tiled_bwd_2x2c1_rows(din, p, dout, in, weight, d, lo, hi)) continue;
         if (tiled_bwd_fast_rows(din, p, dout, in, weight, d, lo, hi)) continue;
         if (din) tiled_bwd_data_rows(din, dout, weight, d, lo, hi);
         if (p) {
