@@ -273,7 +273,8 @@ static void act_ref(float *y, size_t n, int act, float scale) {
 
 /* One pointwise descriptor through our GEMM (conv_pointwise.c, called directly where the
  * CPU has it) and the backend's entry points: forward with every epilogue (bias, each
- * activation, a residual addend) and the data gradient overwriting and accumulating. */
+ * activation, a residual addend), the data gradient overwriting and accumulating, and the
+ * weight and bias gradients. */
 static int check_pointwise(const ams_backend *cpu, const ams_conv2d_desc *d) {
     const ams_backend *ref = ams_backend_ref();
     size_t nin = (size_t)d->n * d->h * d->w * d->c, nout = (size_t)d->n * d->h * d->w * d->oc;
@@ -314,8 +315,15 @@ static int check_pointwise(const ams_backend *cpu, const ams_conv2d_desc *d) {
         CHECK(ams_cpu_pw_backward_data(cpu, 1, o, dy, w, d));
         CLOSE(o, z, nin, tol, "our pointwise din, overwritten");
     }
+    /* the weight and bias gradients, accumulated into non-zero ones */
+    size_t nw = (size_t)d->c * d->oc;
+    float *dw1 = rnd(nw), *dw2 = dup(dw1, nw), *db1 = rnd((size_t)d->oc), *db2 = dup(db1, (size_t)d->oc);
+    ref->conv2d_backward(ref, NULL, dw1, db1, dy, x, w, d);
+    cpu->conv2d_backward(cpu, NULL, dw2, db2, dy, x, w, d);
+    CLOSE(dw2, dw1, nw, tol, "pointwise dweight");
+    CLOSE(db2, db1, (size_t)d->oc, tol, "pointwise dbias");
     free(x), free(w), free(b), free(add), free(y1), free(y2), free(y3), free(dy);
-    free(g0), free(r), free(a), free(z), free(o);
+    free(g0), free(r), free(a), free(z), free(o), free(dw1), free(dw2), free(db1), free(db2);
     return 0;
 }
 

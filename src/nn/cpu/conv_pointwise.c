@@ -148,6 +148,86 @@ static AVX512 void gemm_slice(float *out, const float *a, const float *packed, i
     }
 }
 
+/* Weight gradient tiles: acc rows [i0, i0 + R) (input channels) x NB vectors of output
+ * channels (row stride ldacc; the last vector's real lanes are m) += sum over np pixels of
+ * x (p, i) times dy (p, j): R broadcasts of x and NB loads of dy per pixel, the R x NB sums
+ * in registers for the whole block of pixels. Then the rows left over, one at a time. */
+#define WG_TILES(NAME, R, NB)                                                                     \
+    static AVX512 void NAME(float *acc, int64_t ldacc, const float *x, int c, const float *g,     \
+                            int64_t ldg, int64_t np, __mmask16 m) {                               \
+        int i0 = 0;                                                                               \
+        for (; i0 + R <= c; i0 += R) {                                                            \
+            __m512 s[R][NB];                                                                      \
+            for (int r = 0; r < R; r++)                                                           \
+                for (int j = 0; j < NB; j++)                                                      \
+                    s[r][j] = _mm512_maskz_loadu_ps(j == NB - 1 ? m : (__mmask16)0xffff,          \
+                                                    acc + (i0 + r) * ldacc + j * 16);             \
+            const float *xp = x + i0, *gp = g;                                                    \
+            for (int64_t p = 0; p < np; p++, xp += c, gp += ldg) {                                \
+                __m512 b[NB];                                                                     \
+                for (int j = 0; j < NB - 1; j++) b[j] = _mm512_loadu_ps(gp + j * 16);             \
+                b[NB - 1] = m == 0xffff ? _mm512_loadu_ps(gp + (NB - 1) * 16)                     \
+                                        : _mm512_maskz_loadu_ps(m, gp + (NB - 1) * 16);           \
+                for (int r = 0; r < R; r++) {                                                     \
+                    __m512 av = _mm512_set1_ps(xp[r]);                                            \
+                    for (int j = 0; j < NB; j++) s[r][j] = _mm512_fmadd_ps(av, b[j], s[r][j]);    \
+                }                                                                                 \
+            }                                                                                     \
+            for (int r = 0; r < R; r++)                                                           \
+                for (int j = 0; j < NB; j++)                                                      \
+                    _mm512_mask_storeu_ps(acc + (i0 + r) * ldacc + j * 16,                        \
+                                          j == NB - 1 ? m : (__mmask16)0xffff, s[r][j]);          \
+        }                                                                                         \
+        for (; i0 < c; i0++) {                                                                    \
+            __m512 s[NB];                                                                         \
+            for (int j = 0; j < NB; j++)                                                          \
+                s[j] = _mm512_maskz_loadu_ps(j == NB - 1 ? m : (__mmask16)0xffff,                 \
+                                             acc + i0 * ldacc + j * 16);                          \
+            const float *xp = x + i0, *gp = g;                                                    \
+            for (int64_t p = 0; p < np; p++, xp += c, gp += ldg) {                                \
+                __m512 av = _mm512_set1_ps(*xp);                                                  \
+                for (int j = 0; j < NB; j++)                                                      \
+                    s[j] = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(j == NB - 1 ? m : (__mmask16)0xffff, gp + j * 16), s[j]); \
+            }                                                                                     \
+            for (int j = 0; j < NB; j++)                                                          \
+                _mm512_mask_storeu_ps(acc + i0 * ldacc + j * 16,                                  \
+                                      j == NB - 1 ? m : (__mmask16)0xffff, s[j]);                 \
+        }                                                                                         \
+    }
+
+WG_TILES(wtiles1, 16, 1)
+WG_TILES(wtiles2, 12, 2)
+WG_TILES(wtiles3, 8, 3)
+WG_TILES(wtiles4, 6, 4)
+
+/* Pixels summed into registers before a tile goes back to memory (x's block, WG_PIX x c
+ * floats, stays in cache while every tile sweeps it). */
+#define WG_PIX 256
+
+static AVX512 void wgrad_slice(float *acc, const float *x, const float *dy, int64_t p0,
+                               int64_t p1, int c, int oc) {
+    for (int64_t b0 = p0; b0 < p1; b0 += WG_PIX) {
+        int64_t np = p1 - b0 < WG_PIX ? p1 - b0 : WG_PIX;
+        const float *xb = x + b0 * c, *gb = dy + b0 * oc;
+        for (int col = 0; col < oc; col += PANEL) {
+            int width = oc - col < PANEL ? oc - col : PANEL;
+            int nb = (width + 15) / 16, tail = width - (nb - 1) * 16;
+            __mmask16 m = (__mmask16)((1u << tail) - 1u);
+            switch (nb) {
+            case 1: wtiles1(acc + col, oc, xb, c, gb + col, oc, np, m); break;
+            case 2: wtiles2(acc + col, oc, xb, c, gb + col, oc, np, m); break;
+            case 3: wtiles3(acc + col, oc, xb, c, gb + col, oc, np, m); break;
+            default: wtiles4(acc + col, oc, xb, c, gb + col, oc, np, m); break;
+            }
+        }
+    }
+}
+
+void ams_cpu_pw_wgrad(float *acc, const float *x, const float *dy, int64_t p0, int64_t p1, int c,
+                      int oc) {
+    wgrad_slice(acc, x, dy, p0, p1, c, oc);
+}
+
 /* Packs B (k, n), element (q, j) at b[q*bs_q + j*bs_j], into PANEL-wide panels whose
  * last vector is zero-padded; the bias (n; NULL: none) into pbias padded likewise. */
 static void pack(float *packed, const float *b, int64_t bs_q, int64_t bs_j, int k, int n,
@@ -226,5 +306,9 @@ int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const f
                              const float *weight, const ams_conv2d_desc *d) {
     (void)be, (void)set, (void)din, (void)dout, (void)weight, (void)d;
     return 0;
+}
+void ams_cpu_pw_wgrad(float *acc, const float *x, const float *dy, int64_t p0, int64_t p1, int c,
+                      int oc) {
+    (void)acc, (void)x, (void)dy, (void)p0, (void)p1, (void)c, (void)oc;
 }
 #endif

@@ -124,6 +124,31 @@ CPU_MULTIVERSION static void dw_rows(float *acc, const float *x, const float *dy
     }
 }
 
+/* The pointwise weight gradient by conv_pointwise.c's register tiles (2-3x pw_slice's
+ * 8 x 16 tiles on the selfie's 24-128 channels: more sums per broadcast, no copies of
+ * ragged tiles): one thread accumulates straight into dweight, more each into a zeroed
+ * partial added at the end; the bias gradient is a column sum of its own. */
+static int pw_avx512(const ams_backend *be, float *dweight, float *dbias, const float *x,
+                     const float *dy, int64_t pixels, int c, int oc) {
+    ams_cpu_state *st = (ams_cpu_state *)be->state;
+    if (dbias) ams_cpu_bias_grad(be, dbias, dy, pixels, oc); /* before: it uses st->part */
+    size_t nw = (size_t)c * (size_t)oc, per = (nw + 15) & ~(size_t)15;
+    int nt = cpu_threads_for(be, pixels * (int64_t)nw / 64);
+    if (nt > pixels) nt = pixels > 0 ? (int)pixels : 1;
+    if (nt > 1 && !ams_cpu_part_reserve(st, (size_t)(nt - 1) * per)) nt = 1;
+    float *part = st->part;
+    CPU_PARALLEL_FOR
+    for (int t = 0; t < nt; t++) {
+        int64_t lo, hi;
+        cpu_split(pixels, t, nt, &lo, &hi);
+        float *acc = t == 0 ? dweight : part + (size_t)(t - 1) * per;
+        if (t > 0) memset(acc, 0, nw * sizeof *acc);
+        ams_cpu_pw_wgrad(acc, x, dy, lo, hi, c, oc);
+    }
+    for (int t = 1; t < nt; t++) add_to(dweight, part + (size_t)(t - 1) * per, nw);
+    return 1;
+}
+
 int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, const float *x,
                        const float *dy, const ams_conv2d_desc *d) {
     ams_cpu_state *st = (ams_cpu_state *)be->state;
@@ -138,6 +163,8 @@ int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, cons
 #endif
     if (!pointwise && !depthwise) return 0;
     int64_t pixels = (int64_t)d->n * d->oh * d->ow;
+    if (pointwise && ams_cpu_pw_available()) /* our AVX-512 tiles: conv_pointwise.c */
+        return pw_avx512(be, dweight, dbias, x, dy, pixels, d->c, d->oc);
     if (dbias && !pointwise) { /* before the partials below: it uses the same scratch */
         ams_cpu_bias_grad(be, dbias, dy, pixels, d->oc);
         dbias = NULL;
