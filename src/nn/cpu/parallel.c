@@ -189,15 +189,25 @@ static void row_slice(int64_t rows, int t, int nt, int64_t *lo, int64_t *hi) {
  * when there are enough, else channel ranges. */
 MULTIVERSION static void gap_fwd_part(float *out, const float *in, int64_t b0, int64_t b1, size_t hw,
                                       int c, int64_t k0, int64_t k1) {
+    /* up to 64 channels' sums in a local block (registers), each summed in pixel order as
+     * the reference does: summing in out itself reloaded it for every pixel */
     for (int64_t b = b0; b < b1; b++) {
         float *o = out + (size_t)b * (size_t)c;
-        for (int64_t k = k0; k < k1; k++) o[k] = 0.0f;
-        for (size_t p = 0; p < hw; p++) {
-            const float *x = in + ((size_t)b * hw + p) * (size_t)c;
-            for (int64_t k = k0; k < k1; k++) o[k] += x[k];
+        for (int64_t k = k0; k < k1; k += 64) {
+            int m = k1 - k < 64 ? (int)(k1 - k) : 64;
+            float s[64] = {0};
+            const float *x = in + (size_t)b * hw * (size_t)c + (size_t)k;
+            if (m == 64)
+                for (size_t p = 0; p < hw; p++, x += c)
+                    for (int j = 0; j < 64; j++) s[j] += x[j];
+            else if (m == 16)
+                for (size_t p = 0; p < hw; p++, x += c)
+                    for (int j = 0; j < 16; j++) s[j] += x[j];
+            else
+                for (size_t p = 0; p < hw; p++, x += c)
+                    for (int j = 0; j < m; j++) s[j] += x[j];
+            for (int j = 0; j < m; j++) o[k + j] = hw ? s[j] / (float)hw : 0.0f;
         }
-        if (hw == 0) continue;
-        for (int64_t k = k0; k < k1; k++) o[k] /= (float)hw;
     }
 }
 MULTIVERSION static void gap_bwd_part(float *din, const float *dout, int64_t b0, int64_t b1, size_t hw,
