@@ -5,6 +5,7 @@
  * replica whose pixels are all ignored; replica counts; bad arguments; params' values are
  * never written; and the trainer's phase with replicas against one without.
  */
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,35 @@ static int test_bad_arguments(void) {
     return 0;
 }
 
+/* After a warm-up, steps on replicas (cpu backends, caches made) leave glibc's in-use
+ * heap unchanged: nothing allocated per step, nothing leaked. */
+static int test_no_steady_state_allocation(void) {
+    model m;
+    CHECK(model_make(&m) == 0);
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err);
+    CHECKF(cpu, "%s", err.msg);
+    enum { B = 6 };
+    float *x = malloc((size_t)B * H * W * 3 * sizeof *x);
+    uint8_t *y = malloc((size_t)B * H * W);
+    CHECK(x && y);
+    batch(B, x, y, -1);
+    ams_dp *dp = NULL;
+    CHECKF(ams_dp_new(&dp, m.p, build, &m, B, H, W, 0, cpu, &err) == AMS_OK, "%s", err.msg);
+    CHECK(ams_dp_count(dp) == 2);
+    double loss;
+    for (int i = 0; i < 3; i++) CHECK(ams_dp_step(dp, x, y, &loss, &err) == AMS_OK);
+    size_t before = mallinfo2().uordblks;
+    for (int i = 0; i < 3; i++) CHECK(ams_dp_step(dp, x, y, &loss, &err) == AMS_OK);
+    size_t after = mallinfo2().uordblks;
+    CHECKF(after == before, "in-use heap %zu -> %zu bytes over 3 steps", before, after);
+    ams_dp_free(dp);
+    free(x), free(y);
+    ams_backend_free(cpu);
+    ams_params_free(m.p);
+    return 0;
+}
+
 /* The trainer with replicas: the same phase as with one graph, within rounding. */
 static int test_trainer_replicas(void) {
     model m;
@@ -214,6 +244,7 @@ int main(int argc, char **argv) {
         {"matches_one_graph", test_matches_one_graph},
         {"replica_count", test_replica_count},
         {"bad_arguments", test_bad_arguments},
+        {"no_steady_state_allocation", test_no_steady_state_allocation},
         {"trainer_replicas", test_trainer_replicas},
     };
     return check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
