@@ -157,6 +157,10 @@ static conv_entry *find_entry(ams_cpu_state *st, cpu_conv_cache *c, const ams_co
      * the sleeping pool and its barrier cost more (selfie batch-1 inference, loaded 2-core
      * machine: 1.65-1.75 ms/frame at 4e6 vs 2.2-2.35 at the former 2e5; 1e6: 1.8-1.9) */
     e->threads = macs < 4e6 ? 1 : st->threads;
+    /* dense convs over few input channels (the RGB input conv, 27 inputs an output) gain
+     * nothing from a second thread below 16 M: the selfie's 5.3 M took 0.105 ms on one,
+     * 0.109 on two, and the wake-up before it costs the frame more (1.29 vs 1.40 ms) */
+    if (d->groups == 1 && d->c <= 4 && macs < 16e6) e->threads = 1;
     c->e[c->n++] = e;
     return e;
 }
