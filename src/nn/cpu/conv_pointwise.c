@@ -31,10 +31,12 @@ typedef struct epilogue {
     int accumulate;       /* out += result (data gradients) */
 } epilogue;
 
+/* Geometry only (dilation does nothing to a 1x1 kernel); conv_small.c and conv_wgrad.c ask
+ * the same question. */
 int ams_cpu_conv_pointwise(const ams_conv2d_desc *d) {
     return d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 && d->pad_t == 0 &&
            d->pad_b == 0 && d->pad_l == 0 && d->pad_r == 0 && d->groups == 1 && d->oh == d->h &&
-           d->ow == d->w && d->dil_h == 1 && d->dil_w == 1 && d->c > 0 && d->oc > 0;
+           d->ow == d->w;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)

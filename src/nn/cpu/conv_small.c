@@ -10,9 +10,7 @@
 
 int ams_cpu_conv_small(const ams_conv2d_desc *d) {
     double macs = (double)d->n * d->oh * d->ow * d->c * d->oc;
-    return d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 && d->pad_t == 0 &&
-           d->pad_b == 0 && d->pad_l == 0 && d->pad_r == 0 && d->groups == 1 && d->oh == d->h &&
-           d->ow == d->w && d->dil_h == 1 && d->dil_w == 1 && macs <= SMALL_MACS;
+    return ams_cpu_conv_pointwise(d) && macs <= SMALL_MACS;
 }
 
 /* out (p, oc) = bias + x (p, c) . W (c, oc) */

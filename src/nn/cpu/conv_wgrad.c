@@ -152,9 +152,7 @@ static int pw_avx512(const ams_backend *be, float *dweight, float *dbias, const 
 int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, const float *x,
                        const float *dy, const ams_conv2d_desc *d) {
     ams_cpu_state *st = (ams_cpu_state *)be->state;
-    int pointwise = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
-                    d->pad_t == 0 && d->pad_b == 0 && d->pad_l == 0 && d->pad_r == 0 &&
-                    d->groups == 1 && d->oh == d->h && d->ow == d->w;
+    int pointwise = ams_cpu_conv_pointwise(d);
     int depthwise = !pointwise && d->groups == d->c && d->oc == d->c;
 #ifdef AMS_HAVE_DNNL
     /* oneDNN's jit_dw backward-weights does 3x3 as well as ours (measured on the selfie);
