@@ -69,8 +69,8 @@ void ams_cpu_conv_tiled_forward(const ams_backend *be, float *out, const float *
 int ams_cpu_conv_tiled_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
                                 const float *dout, const float *in, const float *weight,
                                 const ams_conv2d_desc *d);
-/* Pointwise convolutions (1x1, stride 1, unpadded, one group, output the input's size) as our own GEMM
- * (conv_pointwise.c): ams_cpu_conv_pointwise says whether d is one; the forward applies
+/* Pointwise convolutions (1x1, stride 1, unpadded, one group, output the input's size) as
+ * our own GEMM (conv_pointwise.c): ams_cpu_conv_pointwise says whether d is one; the forward applies
  * its epilogue (bias, act scaled by act_scale, then + addend; NULLs: none) as it stores,
  * the data gradient overwrites din (set) or accumulates. Both return 0 when the packed
  * weights' buffer could not be allocated (nothing was written). */
