@@ -55,6 +55,11 @@ int ams_dp_batch(const ams_dp *dp);   /* frames per step */
 /* Replica r's graph (for profiling and tests). */
 ams_graph *ams_dp_graph(const ams_dp *dp, int r);
 
+/* Gradients for some parameters only (ams_graph_freeze in every replica): frozen[i] != 0
+ * (params->count entries) leaves parameter i's gradient zero in the following steps and
+ * skips the work that only it needed; NULL (or all zero) unfreezes every parameter. */
+ams_status ams_dp_freeze(ams_dp *dp, const uint8_t *frozen, ams_err *err);
+
 /* One step: x (n,h,w,3 floats), y (n,h,w labels) -> *loss, and params->grads overwritten
  * with d loss / d params. */
 ams_status ams_dp_step(ams_dp *dp, const float *x, const uint8_t *y, double *loss, ams_err *err);

@@ -172,6 +172,14 @@ ams_status ams_graph_forward(ams_graph *g, const ams_backend *be, ams_err *err);
 const float *ams_graph_value(const ams_graph *g, int node);
 /* Backward from a scalar node (d loss/d loss = 1). AMS_PLAN_TRAIN only. */
 ams_status ams_graph_backward(ams_graph *g, const ams_backend *be, int loss, ams_err *err);
+/* Gradients for some parameters only, e.g. a training phase that updates a masked subset:
+ * frozen[i] != 0 (i indexes the graph's ams_params, count entries) gives parameter i no
+ * gradient in the following backward passes: its grads are left as they are and not
+ * computed (a convolution skips its weight gradient), and every node whose gradient would
+ * reach only frozen parameters skips its backward (what lies below the lowest unfrozen
+ * layer). The gradients of the others are the same as without. NULL unfreezes all, as
+ * ams_graph_plan does. One pass over the nodes: cheap enough per phase. AMS_PLAN_TRAIN only. */
+ams_status ams_graph_freeze(ams_graph *g, const uint8_t *frozen, ams_err *err);
 
 /* ---- profiling (opt-in; off, the executor pays one pointer test per pass) ---- */
 /* on != 0 (after ams_graph_plan): from now on every node's forward and backward kernel

@@ -20,6 +20,7 @@ struct ams_dp {
     ams_params *params;
     int n, h, w, count;
     int owns_backends;
+    uint8_t *frozen;         /* per parameter (ams_dp_freeze), NULL: none */
     replica r[AMS_DP_MAX_REPLICAS];
 };
 
@@ -38,6 +39,7 @@ void ams_dp_free(ams_dp *dp) {
         if (i > 0) free(dp->r[i].view.grads);
         if (dp->owns_backends) ams_backend_free(dp->r[i].be);
     }
+    free(dp->frozen);
     free(dp);
 }
 
@@ -92,6 +94,23 @@ ams_status ams_dp_new(ams_dp **out, ams_params *params, ams_dp_build_fn build, v
 }
 
 int ams_dp_count(const ams_dp *dp) { return dp->count; }
+
+ams_status ams_dp_freeze(ams_dp *dp, const uint8_t *frozen, ams_err *err) {
+    int any = 0;
+    for (int i = 0; frozen && i < dp->params->count && !any; i++) any = frozen[i] != 0;
+    if (any && !dp->frozen) {
+        dp->frozen = malloc((size_t)dp->params->count);
+        AMS_FAIL_IF(!dp->frozen, err, AMS_E_NOMEM, "data parallel: out of memory");
+    }
+    if (any) memcpy(dp->frozen, frozen, (size_t)dp->params->count);
+    for (int i = 0; i < dp->count; i++)
+        AMS_TRY(ams_graph_freeze(dp->r[i].g, any ? frozen : NULL, err));
+    if (!any) {
+        free(dp->frozen);
+        dp->frozen = NULL;
+    }
+    return AMS_OK;
+}
 int ams_dp_batch(const ams_dp *dp) { return dp->n; }
 ams_graph *ams_dp_graph(const ams_dp *dp, int r) {
     return r >= 0 && r < dp->count ? dp->r[r].g : NULL;
@@ -143,15 +162,25 @@ ams_status ams_dp_step(ams_dp *dp, const float *x, const uint8_t *y, double *los
         sum += f * dp->r[i].loss_value;
     }
     *loss = sum;
-    float *g = dp->params->grads;
-    size_t len = dp->params->total;
+    /* frozen parameters' gradients stay zero (ams_params_zero_grads, nothing added) */
+    const ams_params *p = dp->params;
+    float *g = p->grads;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nr) schedule(static)
+#pragma omp parallel num_threads(nr)
 #endif
-    for (size_t k = 0; k < len; k++) {
-        float s = wt[0] * g[k];
-        for (int i = 1; i < nr; i++) s += wt[i] * dp->r[i].view.grads[k];
-        g[k] = s;
+    for (int t = 0; t < (dp->frozen ? p->count : 1); t++) {
+        size_t k0 = dp->frozen ? p->info[t].offset : 0;
+        int64_t len = dp->frozen ? p->info[t].numel : (int64_t)p->total;
+        if (dp->frozen && dp->frozen[t]) continue;
+#ifdef _OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+        for (int64_t j = 0; j < len; j++) {
+            size_t k = k0 + (size_t)j;
+            float s = wt[0] * g[k];
+            for (int i = 1; i < nr; i++) s += wt[i] * dp->r[i].view.grads[k];
+            g[k] = s;
+        }
     }
     return AMS_OK;
 }

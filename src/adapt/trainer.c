@@ -31,6 +31,7 @@ struct ams_trainer {
     float adam_lr;
     uint8_t *mask;
     int have_mask;
+    uint8_t *frozen; /* per tensor: no element in the mask (its gradient is not computed) */
     int phase;
     float *w0;     /* coord_probe: the weights before the probe steps */
     float *x;      /* batch frames */
@@ -74,8 +75,9 @@ ams_status ams_trainer_new(ams_trainer **out, ams_params *params, ams_trainer_bu
     t->w = w;
     t->pretrained = ams_params_clone(params, err);
     t->mask = malloc(params->total ? params->total : 1);
-    if (!t->pretrained || !t->mask) {
-        int no_mask = !t->mask;
+    t->frozen = malloc(params->count ? (size_t)params->count : 1);
+    if (!t->pretrained || !t->mask || !t->frozen) {
+        int no_mask = !t->mask || !t->frozen;
         ams_trainer_free(t);
         if (no_mask) AMS_FAIL(err, AMS_E_NOMEM, "trainer: out of memory");
         return err ? err->code : AMS_E_NOMEM;
@@ -90,6 +92,7 @@ void ams_trainer_free(ams_trainer *t) {
     ams_params_free(t->pretrained);
     ams_adam_free(t->adam);
     free(t->mask);
+    free(t->frozen);
     free(t->w0);
     free(t->x);
     free(t->y);
@@ -125,6 +128,20 @@ static ams_status graph_for(ams_trainer *t, const ams_trainer_opts *o, shape_gra
     t->graphs[t->ngraphs] = sg;
     *out = &t->graphs[t->ngraphs++];
     return AMS_OK;
+}
+
+/* The steps after the mask is chosen compute only what the masked Adam step uses: the
+ * tensors without a selected element are frozen (no weight gradient, and no backward at all
+ * below the lowest selected layer). */
+static ams_status freeze_unselected(ams_trainer *t, shape_graph *sg, ams_err *err) {
+    const ams_params *p = t->params;
+    for (int i = 0; i < p->count; i++) {
+        const uint8_t *m = t->mask + p->info[i].offset;
+        int64_t k = 0;
+        while (k < p->info[i].numel && !m[k]) k++;
+        t->frozen[i] = k == p->info[i].numel;
+    }
+    return ams_dp_freeze(sg->dp, t->frozen, err);
 }
 
 /* Draws a batch, runs forward + backward; grads hold d loss / d p of this batch. */
@@ -164,7 +181,7 @@ static ams_status probe_mask(ams_trainer *t, shape_graph *sg, const ams_horizon 
     t->have_mask = 1;
     memcpy(v, t->w0, total * sizeof(float));
     ams_adam_reset(t->adam);
-    return AMS_OK;
+    return freeze_unselected(t, sg, err);
 }
 
 ams_status ams_trainer_phase(ams_trainer *t, const ams_horizon *h, const ams_trainer_opts *o,
@@ -213,6 +230,7 @@ ams_status ams_trainer_phase(ams_trainer *t, const ams_horizon *h, const ams_tra
 
     double loss = 0;
     int probe = o->strategy == AMS_STRATEGY_COORD ? o->coord_probe : 0;
+    AMS_TRY(ams_dp_freeze(sg->dp, NULL, err)); /* the mask's scores need every gradient */
     if (probe > 0) AMS_TRY(probe_mask(t, sg, h, o, probe, &rng, res, err));
     for (int k = 0; k < o->iters; k++) {
         AMS_TRY(batch_grad(t, sg, h, o, &rng, &loss, err));
@@ -223,6 +241,7 @@ ams_status ams_trainer_phase(ams_trainer *t, const ams_horizon *h, const ams_tra
                 AMS_TRY(ams_coord_mask(t->params, o->strategy, o->fraction, t->params->grads,
                                        &rng, t->mask, &res->selected, err));
                 t->have_mask = 1;
+                AMS_TRY(freeze_unselected(t, sg, err));
             }
         }
         res->loss_last = loss;

@@ -215,7 +215,7 @@ ams_status ams_graph_forward(ams_graph *g, const ams_backend *be, ams_err *err) 
 /* The gradient buffer of node x if a gradient flows into it, else NULL; zeroes an
  * arena gradient the first time this backward pass touches it. */
 static float *dnode(ams_graph *g, ams_node *x) {
-    if (!x->needs_grad || !x->grad) return NULL;
+    if (!x->needs_grad || x->frozen || !x->grad) return NULL;
     if (!x->grad_ready) {
         if (x->op != AMS_OP_PARAM) {
             double t0 = g->prof ? ams_graph_prof_now() : 0;
@@ -234,7 +234,7 @@ static float *dinput(ams_graph *g, ams_node *n, int k) { return dnode(g, in(g, n
  * zeroed) with *fresh = 1: the caller's kernel overwrites it. */
 static float *dnode_fresh(ams_graph *g, ams_node *x, int *fresh) {
     *fresh = 0;
-    if (!x->needs_grad || !x->grad) return NULL;
+    if (!x->needs_grad || x->frozen || !x->grad) return NULL;
     if (!x->grad_ready && x->op != AMS_OP_PARAM) {
         x->grad_ready = 1;
         *fresh = 1;
@@ -424,7 +424,7 @@ ams_status ams_graph_backward(ams_graph *g, const ams_backend *be, int loss, ams
     l->grad_ready = 1;
     for (int i = loss; i >= 0; i--) {
         ams_node *n = &g->nodes[i];
-        if (!n->needs_grad || !n->grad_ready || n->op == AMS_OP_PARAM) continue;
+        if (!n->needs_grad || n->frozen || !n->grad_ready || n->op == AMS_OP_PARAM) continue;
         if (!g->prof) {
             backward_node(g, be, n);
         } else { /* the node's time without the gradient zeroing it triggered */

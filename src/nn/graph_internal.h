@@ -35,6 +35,7 @@ typedef struct ams_node {
 
     /* plan */
     int needs_grad;         /* a gradient flows into this node during backward */
+    int frozen;             /* ams_graph_freeze: no gradient this pass after all */
     float *value;           /* forward value (arena, params, const, or &scalar) */
     float *grad;            /* gradient (arena, params->grads, or &dscalar); NULL if none */
     float *aux;             /* dropout mask (arena) */

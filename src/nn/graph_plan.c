@@ -374,7 +374,7 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
     AMS_FAIL_IF(!reach, err, AMS_E_NOMEM, "out of memory planning the graph");
     for (int i = 0; i < n; i++) {
         ams_node *nd = &g->nodes[i];
-        nd->needs_grad = 0;
+        nd->needs_grad = nd->frozen = 0;
         if (mode != AMS_PLAN_TRAIN) continue;
         if (nd->op == AMS_OP_PARAM) {
             nd->needs_grad = g->params->info[nd->param].trainable;
@@ -503,3 +503,23 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
 size_t ams_graph_arena_bytes(const ams_graph *g) { return g->arena_bytes; }
 
 void ams_graph_set_fusion(ams_graph *g, int on) { g->no_fusion = !on; }
+
+ams_status ams_graph_freeze(ams_graph *g, const uint8_t *frozen, ams_err *err) {
+    AMS_FAIL_IF(!g->planned || g->mode != AMS_PLAN_TRAIN, err, AMS_E_INVAL,
+                "freezing parameters needs a graph planned with AMS_PLAN_TRAIN");
+    /* live: a gradient still flows in, i.e. the node reaches an unfrozen trainable
+     * parameter forward (reaching the loss backward is in needs_grad already) */
+    for (int i = 0; i < g->count; i++) {
+        ams_node *nd = &g->nodes[i];
+        int live = 0;
+        if (nd->op == AMS_OP_PARAM) {
+            live = !frozen || !frozen[nd->param];
+        } else {
+            for (int k = 0; k < nd->nin && !live; k++)
+                live = differentiable(nd->op, k) && !g->nodes[nd->xs[k]].frozen &&
+                       g->nodes[nd->xs[k]].needs_grad;
+        }
+        nd->frozen = nd->needs_grad && !live;
+    }
+    return AMS_OK;
+}
