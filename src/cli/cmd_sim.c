@@ -91,15 +91,6 @@ static const char *model_path(const char *m, char *buf, size_t cap, const char *
     return buf;
 }
 
-static int parse_double(const char *s, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) return 0;
-    *out = v;
-    return 1;
-}
-
 static int mkdirs(const char *dir) {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", dir);
@@ -295,7 +286,7 @@ int ams_cmd_sim(int argc, char **argv) {
         long l = 0;
 #define DBL(flag, lo, hi, dst)                                                              \
     else if (!strcmp(a, flag)) {                                                            \
-        if (!parse_double(v, lo, hi, &d))                                                   \
+        if (!cli_double(v, lo, hi, &d))                                                   \
             return cli_usage_error(cmd, "%s needs a number in %g..%g, got '%s'", flag,      \
                                    (double)(lo), (double)(hi), v);                          \
         dst = d;                                                                            \

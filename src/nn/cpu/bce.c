@@ -17,21 +17,25 @@ CPU_MULTIVERSION static double bce_slice_fwd(int64_t *count, const float *x, con
     int64_t cnt = 0;
     for (int64_t i0 = 0; i0 < n; i0 += BCE_BLOCK) {
         int m = n - i0 < BCE_BLOCK ? (int)(n - i0) : BCE_BLOCK;
-        float t[BCE_BLOCK], acc[16] = {0};
-        int c = 0;
+        /* the labels as floats first: loops over one element type vectorise */
+        float t[BCE_BLOCK], yb[BCE_BLOCK], wb[BCE_BLOCK], acc[16] = {0};
+        for (int j = 0; j < m; j++) {
+            uint8_t l = lab[i0 + j];
+            yb[j] = l == 1 ? 1.0f : 0.0f;
+            wb[j] = l <= 1 ? 1.0f : 0.0f;
+        }
         for (int j = 0; j < m; j++) {
             float v = x[i0 + j], av = v < 0.0f ? -v : v;
-            uint8_t l = lab[i0 + j];
-            float y = l == 1 ? 1.0f : 0.0f;
-            float term = (v > 0.0f ? v : 0.0f) - v * y + log1p_unit(exp_nonpos(-av));
-            t[j] = l <= 1 ? term : 0.0f;
-            c += l <= 1;
+            float term = (v > 0.0f ? v : 0.0f) - v * yb[j] + log1p_unit(exp_nonpos(-av));
+            t[j] = term * wb[j];
         }
+        float c = 0;
+        for (int j = 0; j < m; j++) c += wb[j];
         for (int j = m; j < BCE_BLOCK; j++) t[j] = 0.0f;
         for (int j = 0; j < BCE_BLOCK; j += 16)
             for (int k = 0; k < 16; k++) acc[k] += t[j + k];
         for (int k = 0; k < 16; k++) sum += (double)acc[k];
-        cnt += c;
+        cnt += (int64_t)c;
     }
     *count = cnt;
     return sum;
@@ -46,13 +50,20 @@ CPU_MULTIVERSION static int64_t bce_slice_count(const uint8_t *lab, int64_t n) {
 /* dlogits += scale * (sigmoid(x) - y) on counted pixels. */
 CPU_MULTIVERSION static void bce_slice_bwd(float *dx, float scale, const float *x, const uint8_t *lab,
                                            int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i], av = v < 0.0f ? -v : v;
-        float e = exp_nonpos(-av), r = 1.0f / (1.0f + e);
-        float sig = (v >= 0.0f ? 1.0f : e) * r;
-        uint8_t l = lab[i];
-        float y = l == 1 ? 1.0f : 0.0f, g = scale * (sig - y);
-        dx[i] += l <= 1 ? g : 0.0f;
+    for (int64_t i0 = 0; i0 < n; i0 += BCE_BLOCK) {
+        int m = n - i0 < BCE_BLOCK ? (int)(n - i0) : BCE_BLOCK;
+        float yb[BCE_BLOCK], wb[BCE_BLOCK];
+        for (int j = 0; j < m; j++) {
+            uint8_t l = lab[i0 + j];
+            yb[j] = l == 1 ? 1.0f : 0.0f;
+            wb[j] = l <= 1 ? scale : 0.0f;
+        }
+        for (int j = 0; j < m; j++) {
+            float v = x[i0 + j], av = v < 0.0f ? -v : v;
+            float e = exp_nonpos(-av), r = 1.0f / (1.0f + e);
+            float sig = (v >= 0.0f ? 1.0f : e) * r;
+            dx[i0 + j] += wb[j] * (sig - yb[j]);
+        }
     }
 }
 
