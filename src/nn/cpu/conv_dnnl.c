@@ -56,15 +56,18 @@ static void add_addend(const ams_backend *be, float *out, const float *addend,
 #ifdef AMS_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 
-/* Pointwise convs whose GEMM (conv_pointwise.c) writes at most one panel of 64 channels:
- * ours then (tiles in registers, the epilogue and accumulation in the same pass); wider
- * ones go to oneDNN, faster there (measured per DeepLab / selfie shape, batch 1 and 8:
- * ours 0.5-0.8x oneDNN's time up to 64 output channels, 1.1-1.3x above). n: the output
- * channels of the GEMM (oc forward, c for the data gradient). */
-static int pw_ours(const ams_conv2d_desc *d, int n) {
+/* Pointwise convs whose GEMM (conv_pointwise.c) is narrow: ours then (tiles in registers,
+ * the epilogue and accumulation in the same pass); wider ones go to oneDNN, faster there
+ * (measured per DeepLab / selfie shape, batch 1 and 8, two threads: ours 0.5-0.8x oneDNN's
+ * time up to 64 output channels, 1.1-1.3x above). On one thread (a training replica) ours
+ * stays ahead up to 128 (the selfie's 16->72, 24->88, 24->96 at batch 5: forward 0.67 ->
+ * 0.36 ms, backward 0.91 -> 0.67 ms for the first; neutral at 128). n: the output channels
+ * of the GEMM (oc forward, c for the data gradient). */
+static int pw_ours(const ams_backend *be, const ams_conv2d_desc *d, int n) {
     static int avx512 = -1;
     if (avx512 < 0) avx512 = ams_cpu_pw_available();
-    return avx512 && n <= 64 && ams_cpu_conv_pointwise(d);
+    int most = ((const ams_cpu_state *)be->state)->threads == 1 ? 128 : 64;
+    return avx512 && n <= most && ams_cpu_conv_pointwise(d);
 }
 
 /* Weight tensors whose reordered forward copy an entry keeps (selfie inference: convs of
@@ -487,7 +490,7 @@ void ams_cpu_conv2d_forward(const ams_backend *be, float *out, const float *in, 
         ams_cpu_conv_small_forward(out, in, weight, bias, d);
         return;
     }
-    if (pw_ours(d, d->oc) && ams_cpu_pw_forward(be, out, in, weight, bias, d, AMS_CONV_ACT_NONE, 1.0f, NULL))
+    if (pw_ours(be, d, d->oc) && ams_cpu_pw_forward(be, out, in, weight, bias, d, AMS_CONV_ACT_NONE, 1.0f, NULL))
         return;
     conv_entry *e = entry(be, d, bias != NULL);
     if (!e || !ensure_fwd(state(be), state(be)->conv, e)) {
@@ -511,7 +514,7 @@ void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *
         add_addend(be, out, addend, d);
         return;
     }
-    if (pw_ours(d, d->oc) && ams_cpu_pw_forward(be, out, in, weight, bias, d, act, act_scale, addend))
+    if (pw_ours(be, d, d->oc) && ams_cpu_pw_forward(be, out, in, weight, bias, d, act, act_scale, addend))
         return;
     conv_entry *e = entry_act(be, d, bias != NULL, act, act_scale, addend != NULL);
     if (!e || !ensure_fwd(state(be), state(be)->conv, e)) {
@@ -548,7 +551,7 @@ static void conv_backward(const ams_backend *be, int set, float *din, float *dwe
     /* our weight gradient takes the bias gradient along (one pass over dout) */
     if (dweight && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) dweight = dbias = NULL;
     if (dbias) ams_cpu_bias_grad(be, dbias, dout, opix, d->oc);
-    if (din && pw_ours(d, d->c) && ams_cpu_pw_backward_data(be, set, din, dout, weight, d)) din = NULL;
+    if (din && pw_ours(be, d, d->c) && ams_cpu_pw_backward_data(be, set, din, dout, weight, d)) din = NULL;
     if (din) {
         if (!e->bad_bwd_d && !e->bwd_d.p && !setup_bwd_d(st, st->conv, e)) e->bad_bwd_d = 1;
         if (e->bad_bwd_d) {
