@@ -107,7 +107,8 @@ static int test_broadcast_patterns(void) {
     const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err);
     CHECKF(cpu, "%s", err.msg);
     /* (n,h,w,c) shapes big enough to run threaded, and small ones on one thread */
-    static const int64_t shapes[][4] = {{8, 24, 32, 16}, {3, 7, 9, 5}, {1, 1, 1, 1}, {2, 33, 17, 3}, {5, 1, 130, 7}};
+    static const int64_t shapes[][4] = {{8, 24, 32, 16}, {3, 7, 9, 5}, {1, 1, 1, 1}, {2, 33, 17, 3},
+                                        {5, 1, 130, 7}, {2, 9, 11, 48}, {1, 70, 3, 32}};
     static const int pats[][8] = {
         {1, 1, 1, 1, 1, 1, 1, 1}, /* same shapes */
         {1, 1, 1, 1, 1, 0, 0, 1}, /* squeeze-excite: b (n,1,1,c) */

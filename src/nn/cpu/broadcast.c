@@ -4,8 +4,12 @@
  * (n,h,w,c) * (n,1,1,c) becomes [n][h*w][c] with b's middle stride 0, a bias (n,h,w,c) +
  * (c) becomes [n*h*w][c]. Rows (all but the last collapsed dimension) are split over
  * threads; the last dimension is a vectorised loop with each operand's stride 1 or 0.
+ * Rows of whole vectors (16k floats: a squeeze-excite's channels) go by runs along the
+ * second-to-last dimension, where both operands move by fixed strides: no loop set-up per
+ * row of 16 floats (that set-up was most of the selfie's mul forward and backward).
  * A gradient of a broadcast operand is a reduction: each thread sums into its own double
- * partial (like the reference, which sums in double), the partials are added at the end.
+ * partial (like the reference, which sums in double; runs of short rows sum 64 rows in
+ * float first), the partials are added at the end.
  * More than CPU_BC_DIMS collapsed dimensions, or a reduced operand too big for partials,
  * runs the reference kernel.
  */
@@ -15,6 +19,12 @@
 #include "nn/ref/ref_kernels.h"
 
 #define CPU_BC_DIMS 4
+
+/* 16 floats as one value (one zmm with AVX-512); aligned(4): unaligned loads and stores. */
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+/* Reductions over runs of short rows: float sums of this many rows, then double. */
+#define RUN_SUM_ROWS 64
+#define RUN_SUM_COLS 256
 /* Largest reduced operand (elements) summed through per-thread double partials. */
 #define MAX_PARTIAL ((int64_t)1 << 20)
 
@@ -82,6 +92,21 @@ static void row_next(const bshape *s, rowpos *p) {
         p->oa -= s->sa[k] * s->e[k], p->ob -= s->sb[k] * s->e[k];
         p->idx[k] = 0;
     }
+}
+
+/* Rows from r (at p) to r1 that stay inside one run along the second-to-last dimension
+ * (a and b move by constant strides from row to row there). */
+static int64_t run_len(const bshape *s, const rowpos *p, int64_t r, int64_t r1) {
+    int64_t left = s->e[s->nd - 2] - p->idx[s->nd - 2];
+    return r1 - r < left ? r1 - r : left;
+}
+
+/* The odometer moved on by a run of m rows (run_len). */
+static void run_next(const bshape *s, rowpos *p, int64_t m) {
+    int k = s->nd - 2;
+    p->idx[k] += m - 1;
+    p->oa += (m - 1) * s->sa[k], p->ob += (m - 1) * s->sb[k];
+    row_next(s, p);
 }
 
 enum { OP_ADD, OP_MUL, OP_DIV };
@@ -211,12 +236,25 @@ CPU_MULTIVERSION static void fwd_rows(int op, const bshape *s, float *out, const
     }
     rowpos p;
     row_start(s, r0, &p);
-    for (int64_t r = r0; r < r1; r++, row_next(s, &p)) {
-        float *o = out + r * s->inner;
+    const int64_t n = s->inner, ia = s->sa[s->nd - 2], ib = s->sb[s->nd - 2];
+    for (int64_t r = r0, m; r < r1; r += m, run_next(s, &p, m)) {
+        m = run_len(s, &p, r, r1);
+        float *o = out + r * n;
         const float *pa = a + p.oa, *pb = b + p.ob;
-        if (op == OP_ADD) fwd_row(OP_ADD, o, pa, pb, s->inner, sa, sb);
-        else if (op == OP_MUL) fwd_row(OP_MUL, o, pa, pb, s->inner, sa, sb);
-        else fwd_row(OP_DIV, o, pa, pb, s->inner, sa, sb);
+        if (sa && sb && n % 16 == 0) { /* short rows (a squeeze-excite's channels): whole
+                                        * vectors, no loop set-up per row */
+            for (int64_t q = 0; q < m; q++, o += n, pa += ia, pb += ib)
+                for (int64_t j = 0; j < n; j += 16) {
+                    v16 x = *(const v16 *)(pa + j), y = *(const v16 *)(pb + j);
+                    *(v16 *)(o + j) = op == OP_ADD ? x + y : op == OP_MUL ? x * y : x / y;
+                }
+            continue;
+        }
+        for (int64_t q = 0; q < m; q++, o += n, pa += ia, pb += ib) {
+            if (op == OP_ADD) fwd_row(OP_ADD, o, pa, pb, n, sa, sb);
+            else if (op == OP_MUL) fwd_row(OP_MUL, o, pa, pb, n, sa, sb);
+            else fwd_row(OP_DIV, o, pa, pb, n, sa, sb);
+        }
     }
 }
 
@@ -246,9 +284,49 @@ CPU_MULTIVERSION static void bwd_rows(int t, int set, int xb, const bshape *s, f
     }
     rowpos p;
     row_start(s, r0, &p);
+    const int64_t n = s->inner, ia = s->sa[s->nd - 2], ib = s->sb[s->nd - 2], ix = sx[s->nd - 2];
+    /* short rows (a squeeze-excite's channels) as whole vectors, runs of rows at a time */
+    const int vec = sa && sb && n % 16 == 0 && (t == T_ONE || t == T_TIMES_B || t == T_TIMES_A);
+    for (int64_t r = r0, m; vec && r < r1; r += m, run_next(s, &p, m)) {
+        m = run_len(s, &p, r, r1);
+        const float *gr = g + r * n, *pa = a + p.oa, *pb = b + p.ob;
+        int64_t ox = xb ? p.ob : p.oa;
+        if (!part) {
+            float *d = dx + ox;
+            for (int64_t q = 0; q < m; q++, gr += n, pa += ia, pb += ib, d += ix)
+                for (int64_t j = 0; j < n; j += 16) {
+                    v16 v = *(const v16 *)(gr + j);
+                    if (t == T_TIMES_B) v *= *(const v16 *)(pb + j);
+                    if (t == T_TIMES_A) v *= *(const v16 *)(pa + j);
+                    *(v16 *)(d + j) = set ? v : *(const v16 *)(d + j) + v;
+                }
+        } else if (ix == 0 && n <= RUN_SUM_COLS) {
+            /* x's row is the same through the run: float sums over blocks of RUN_SUM_ROWS
+             * rows, each added in double */
+            float acc[RUN_SUM_COLS] __attribute__((aligned(64)));
+            for (int64_t q0 = 0; q0 < m; q0 += RUN_SUM_ROWS) {
+                int64_t q1 = q0 + RUN_SUM_ROWS < m ? q0 + RUN_SUM_ROWS : m;
+                memset(acc, 0, (size_t)n * sizeof *acc);
+                for (int64_t q = q0; q < q1; q++)
+                    for (int64_t j = 0; j < n; j += 16) {
+                        v16 v = *(const v16 *)(gr + q * n + j);
+                        if (t == T_TIMES_B) v *= *(const v16 *)(pb + q * ib + j);
+                        if (t == T_TIMES_A) v *= *(const v16 *)(pa + q * ia + j);
+                        *(v16 *)(acc + j) += v;
+                    }
+                for (int64_t j = 0; j < n; j++) part[ox + j] += (double)acc[j];
+            }
+        } else {
+            for (int64_t q = 0; q < m; q++, gr += n, pa += ia, pb += ib, ox += ix) {
+                double *qd = part + ox;
+                for (int64_t j = 0; j < n; j++) qd[j] += term_d(t, gr[j], pa[j], pb[j]);
+            }
+        }
+    }
+    if (vec) return;
     for (int64_t r = r0; r < r1; r++, row_next(s, &p)) {
-        const float *gr = g + r * s->inner, *pa = a + p.oa, *pb = b + p.ob;
-        int64_t ox = xb ? p.ob : p.oa, n = s->inner;
+        const float *gr = g + r * n, *pa = a + p.oa, *pb = b + p.ob;
+        int64_t ox = xb ? p.ob : p.oa;
         if (!part) {
             acc_row_any(t, set, dx + ox, gr, pa, pb, n, sa, sb);
         } else if (xin) {
