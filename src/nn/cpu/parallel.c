@@ -321,14 +321,10 @@ static void column_sums_acc(const ams_backend *be, float *acc, const float *x, i
     }
     for (int t = 1; t < nt; t++)
         for (int j = 0; j < c; j++) part[j] += part[(size_t)t * (size_t)c + (size_t)j];
-    if (c == ch) {
-        for (int j = 0; j < c; j++) acc[j] += (float)part[j];
-    } else {
-        for (int k = 0; k < ch; k++) {
-            double v = 0;
-            for (int j = k; j < c; j += ch) v += part[j];
-            acc[k] += (float)v;
-        }
+    for (int k = 0; k < ch; k++) { /* c == ch: one term each */
+        double v = 0;
+        for (int j = k; j < c; j += ch) v += part[j];
+        acc[k] += (float)v;
     }
 }
 
