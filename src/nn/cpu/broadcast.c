@@ -285,8 +285,10 @@ CPU_MULTIVERSION static void bwd_rows(int t, int set, int xb, const bshape *s, f
     rowpos p;
     row_start(s, r0, &p);
     const int64_t n = s->inner, ia = s->sa[s->nd - 2], ib = s->sb[s->nd - 2], ix = sx[s->nd - 2];
-    /* short rows (a squeeze-excite's channels) as whole vectors, runs of rows at a time */
-    const int vec = sa && sb && n % 16 == 0 && (t == T_ONE || t == T_TIMES_B || t == T_TIMES_A);
+    /* short rows (a squeeze-excite's channels) as whole vectors, runs of rows at a time:
+     * into a full x, or summed into a reduced x whose row stays put through a run */
+    const int vec = sa && sb && n % 16 == 0 && (t == T_ONE || t == T_TIMES_B || t == T_TIMES_A) &&
+                    (!part || (ix == 0 && n <= RUN_SUM_COLS));
     for (int64_t r = r0, m; vec && r < r1; r += m, run_next(s, &p, m)) {
         m = run_len(s, &p, r, r1);
         const float *gr = g + r * n, *pa = a + p.oa, *pb = b + p.ob;
@@ -300,9 +302,7 @@ CPU_MULTIVERSION static void bwd_rows(int t, int set, int xb, const bshape *s, f
                     if (t == T_TIMES_A) v *= *(const v16 *)(pa + j);
                     *(v16 *)(d + j) = set ? v : *(const v16 *)(d + j) + v;
                 }
-        } else if (ix == 0 && n <= RUN_SUM_COLS) {
-            /* x's row is the same through the run: float sums over blocks of RUN_SUM_ROWS
-             * rows, each added in double */
+        } else { /* float sums over blocks of RUN_SUM_ROWS rows, each added in double */
             float acc[RUN_SUM_COLS] __attribute__((aligned(64)));
             for (int64_t q0 = 0; q0 < m; q0 += RUN_SUM_ROWS) {
                 int64_t q1 = q0 + RUN_SUM_ROWS < m ? q0 + RUN_SUM_ROWS : m;
@@ -315,11 +315,6 @@ CPU_MULTIVERSION static void bwd_rows(int t, int set, int xb, const bshape *s, f
                         *(v16 *)(acc + j) += v;
                     }
                 for (int64_t j = 0; j < n; j++) part[ox + j] += (double)acc[j];
-            }
-        } else {
-            for (int64_t q = 0; q < m; q++, gr += n, pa += ia, pb += ib, ox += ix) {
-                double *qd = part + ox;
-                for (int64_t j = 0; j < n; j++) qd[j] += term_d(t, gr[j], pa[j], pb[j]);
             }
         }
     }
