@@ -97,6 +97,18 @@ static int test_batches(void) {
         for (int j = 0; j < PIX * 3; j++) CHECK(x[i * PIX * 3 + j] == (float)rgb[j]);
         CHECK(memcmp(y + i * PIX, label, PIX) == 0);
     }
+    /* pick: the same draws as batch, pointing at the entries' bytes */
+    const uint8_t *fr[B], *lb[B];
+    size_t picked3[B];
+    ams_rng_seed(&a, 5);
+    CHECK(ams_horizon_pick(h, &a, B, fr, lb, picked3, NULL) == AMS_OK);
+    CHECK(memcmp(picked, picked3, sizeof picked) == 0);
+    for (int i = 0; i < B; i++) {
+        CHECK(fr[i] == ams_horizon_frame(h, picked[i]) && lb[i] == ams_horizon_label(h, picked[i]));
+        for (int j = 0; j < PIX * 3; j++) CHECK(x[i * PIX * 3 + j] == (float)fr[i][j]);
+    }
+    CHECK(ams_horizon_pick(h, &a, 0, fr, lb, NULL, NULL) == AMS_E_INVAL);
+    CHECK(ams_horizon_height(h) == H && ams_horizon_width(h) == W);
     /* uniform: 5 entries, 20000 draws -> each ~4000 (+- 5 sigma ~ 280) */
     int freq[5] = {0};
     for (int r = 0; r < 2000; r++) {

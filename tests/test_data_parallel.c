@@ -156,6 +156,68 @@ static int test_bad_arguments(void) {
     return 0;
 }
 
+/* A step on frames held apart as bytes (ams_dp_step_u8, as the trainer draws them from the
+ * horizon) is the step on those bytes times the scale as floats, bit for bit: loss and
+ * gradients, for 1..3 replicas on both backends (H*W*3 = 297: the conversion's tail). */
+static int test_bytes_step(void) {
+    model m;
+    CHECK(model_make(&m) == 0);
+    ams_err err = {0};
+    const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err);
+    CHECKF(cpu, "%s", err.msg);
+    enum { B = 5, F = H * W * 3 };
+    const float scale = 1.0f / 255;
+    float *x = malloc((size_t)B * F * sizeof *x), *g1 = malloc(m.p->total * sizeof *g1);
+    uint8_t *y = malloc((size_t)B * H * W), *bytes[B], *labs[B];
+    CHECK(x && y && g1);
+    for (int f = 0; f < B; f++) { /* apart, in their own allocations, the labels too */
+        bytes[f] = malloc(F);
+        labs[f] = malloc((size_t)H * W);
+        CHECK(bytes[f] && labs[f]);
+        for (int i = 0; i < F; i++) {
+            bytes[f][i] = (uint8_t)(ams_rng_u64(&rng) & 255);
+            x[(size_t)f * F + (size_t)i] = (float)bytes[f][i] * scale;
+        }
+        for (int i = 0; i < H * W; i++) {
+            uint8_t l = (uint8_t)(ams_rng_u64(&rng) % 3);
+            labs[f][i] = y[(size_t)f * H * W + (size_t)i] = l == 2 ? 255 : l;
+        }
+    }
+    const ams_backend *bes[2] = {ams_backend_ref(), cpu};
+    for (int b = 0; b < 2; b++)
+        for (int r = 1; r <= 3; r++) {
+            ams_dp *dp = NULL;
+            CHECKF(ams_dp_new(&dp, m.p, build, &m, B, H, W, r, bes[b], &err) == AMS_OK, "%s",
+                   err.msg);
+            double l1 = 0, l2 = 0;
+            CHECKF(ams_dp_step(dp, x, y, &l1, &err) == AMS_OK, "%s", err.msg);
+            memcpy(g1, m.p->grads, m.p->total * sizeof *g1);
+            for (size_t i = 0; i < m.p->total; i++) m.p->grads[i] = 5.0f;
+            CHECKF(ams_dp_step_u8(dp, (const uint8_t *const *)bytes, scale,
+                                  (const uint8_t *const *)labs, &l2, &err) == AMS_OK,
+                   "%s", err.msg);
+            CHECKF(l1 == l2, "loss %.9g vs %.9g (%s, %d replicas)", l2, l1, bes[b]->name, r);
+            CHECKF(memcmp(g1, m.p->grads, m.p->total * sizeof *g1) == 0,
+                   "gradients differ (%s, %d replicas)", bes[b]->name, r);
+            /* a missing frame, an overflowing scale: errors, no step */
+            uint8_t *keep = bytes[B - 1];
+            bytes[B - 1] = NULL;
+            CHECK(ams_dp_step_u8(dp, (const uint8_t *const *)bytes, scale,
+                                 (const uint8_t *const *)labs, &l2, &err) == AMS_E_INVAL);
+            bytes[B - 1] = keep;
+            CHECK(ams_dp_step_u8(dp, (const uint8_t *const *)bytes, 1e38f,
+                                 (const uint8_t *const *)labs, &l2, &err) == AMS_E_RANGE);
+            CHECK(ams_dp_step_u8(dp, NULL, scale, (const uint8_t *const *)labs, &l2, &err) ==
+                  AMS_E_INVAL);
+            ams_dp_free(dp);
+        }
+    for (int f = 0; f < B; f++) free(bytes[f]), free(labs[f]);
+    free(x), free(y), free(g1);
+    ams_backend_free(cpu);
+    ams_params_free(m.p);
+    return 0;
+}
+
 /* After a warm-up, steps on replicas (cpu backends, caches made) leave glibc's in-use
  * heap unchanged: nothing allocated per step, nothing leaked. */
 static int test_no_steady_state_allocation(void) {
@@ -231,6 +293,12 @@ static int test_trainer_replicas(void) {
     ams_trainer_result r;
     CHECK(ams_trainer_phase(t, hz, &o, &r, &err) == AMS_E_INVAL);
     ams_trainer_free(t);
+    /* a horizon of another frame size: refused, nothing read */
+    ams_trainer_opts_default(&o);
+    o.be = cpu;
+    CHECK(ams_trainer_new(&t, m.p, build, &m, H + 1, W, &err) == AMS_OK);
+    CHECK(ams_trainer_phase(t, hz, &o, &r, &err) == AMS_E_SHAPE);
+    ams_trainer_free(t);
     free(rgb), free(lab), free(start), free(w1);
     ams_horizon_free(hz);
     ams_backend_free(cpu);
@@ -246,6 +314,7 @@ int main(int argc, char **argv) {
         {"bad_arguments", test_bad_arguments},
         {"no_steady_state_allocation", test_no_steady_state_allocation},
         {"trainer_replicas", test_trainer_replicas},
+        {"bytes_step", test_bytes_step},
     };
     return check_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }

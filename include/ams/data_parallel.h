@@ -63,5 +63,10 @@ ams_status ams_dp_freeze(ams_dp *dp, const uint8_t *frozen, ams_err *err);
 /* One step: x (n,h,w,3 floats), y (n,h,w labels) -> *loss, and params->grads overwritten
  * with d loss / d params. */
 ams_status ams_dp_step(ams_dp *dp, const float *x, const uint8_t *y, double *loss, ams_err *err);
+/* The same step on n frames held apart as bytes (e.g. ams_horizon_pick): frame b is
+ * frames[b] ([h,w,3]) times scale, its labels labels[b] ([h,w]). Each replica converts its
+ * own frames straight into its graph: no float batch, no pass on one core. */
+ams_status ams_dp_step_u8(ams_dp *dp, const uint8_t *const *frames, float scale,
+                          const uint8_t *const *labels, double *loss, ams_err *err);
 
 #endif

@@ -166,6 +166,11 @@ void ams_graph_set_seed(ams_graph *g, uint64_t seed);
 /* Copies data (numel floats, or bytes for labels) into the node's buffer. */
 ams_status ams_graph_set_input(ams_graph *g, int node, const float *data, ams_err *err);
 ams_status ams_graph_set_labels(ams_graph *g, int node, const uint8_t *labels, ams_err *err);
+/* The same from parts[0..N) of the node's first dimension N, e.g. batch frames held apart:
+ * an input's value becomes parts' bytes times scale (one pass, no float copy of the batch),
+ * a labels node's its bytes (scale unused). */
+ams_status ams_graph_set_parts_u8(ams_graph *g, int node, const uint8_t *const *parts,
+                                  float scale, ams_err *err);
 ams_status ams_graph_forward(ams_graph *g, const ams_backend *be, ams_err *err);
 /* The node's value after forward (NULL if the plan reused its memory: in
  * AMS_PLAN_INFER only graph outputs - nodes nobody consumes - stay readable). */

@@ -37,6 +37,9 @@ ams_status ams_horizon_add(ams_horizon *h, double t, const uint8_t *rgb, const u
 /* Drops entries older than now - memory_len (e.g. at a training event with no new frame). */
 void ams_horizon_expire(ams_horizon *h, double now);
 
+/* The frames' size. */
+int ams_horizon_height(const ams_horizon *h);
+int ams_horizon_width(const ams_horizon *h);
 /* Entries held; entry 0 is the oldest. */
 size_t ams_horizon_count(const ams_horizon *h);
 double ams_horizon_time(const ams_horizon *h, size_t i);
@@ -48,5 +51,10 @@ const uint8_t *ams_horizon_label(const ams_horizon *h, size_t i); /* [H,W] */
  * @return AMS_OK, AMS_E_INVAL (empty horizon or batch < 1). */
 ams_status ams_horizon_batch(const ams_horizon *h, ams_rng *rng, int batch, float *x, uint8_t *y,
                              size_t *picked, ams_err *err);
+/* The same draws without copies: frames[b] and labels[b] (batch entries each) point at the
+ * entries' bytes ([H,W,3], [H,W]), valid until the next add or expire. */
+ams_status ams_horizon_pick(const ams_horizon *h, ams_rng *rng, int batch,
+                            const uint8_t **frames, const uint8_t **labels, size_t *picked,
+                            ams_err *err);
 
 #endif

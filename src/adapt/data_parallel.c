@@ -116,13 +116,27 @@ ams_graph *ams_dp_graph(const ams_dp *dp, int r) {
     return r >= 0 && r < dp->count ? dp->r[r].g : NULL;
 }
 
+/* A step's batch: floats x and labels y, or frames and labels held apart as bytes. */
+typedef struct batch {
+    const float *x;
+    const uint8_t *y;
+    const uint8_t *const *frames, *const *labels;
+    float scale;
+} batch;
+
 /* Forward and backward of replica r on its frames; grads of its view zeroed first. */
-static void replica_step(ams_dp *dp, replica *r, const float *x, const uint8_t *y) {
+static void replica_step(ams_dp *dp, replica *r, const batch *b) {
     size_t per = (size_t)dp->h * (size_t)dp->w;
     memset(&r->err, 0, sizeof r->err);
-    r->st = ams_graph_set_input(r->g, r->image, x + per * 3 * (size_t)r->first, &r->err);
-    if (r->st == AMS_OK)
-        r->st = ams_graph_set_labels(r->g, r->labels, y + per * (size_t)r->first, &r->err);
+    if (b->frames) {
+        r->st = ams_graph_set_parts_u8(r->g, r->image, b->frames + r->first, b->scale, &r->err);
+        if (r->st == AMS_OK)
+            r->st = ams_graph_set_parts_u8(r->g, r->labels, b->labels + r->first, 1.0f, &r->err);
+    } else {
+        r->st = ams_graph_set_input(r->g, r->image, b->x + per * 3 * (size_t)r->first, &r->err);
+        if (r->st == AMS_OK)
+            r->st = ams_graph_set_labels(r->g, r->labels, b->y + per * (size_t)r->first, &r->err);
+    }
     if (r->st == AMS_OK) r->st = ams_graph_forward(r->g, r->be, &r->err);
     if (r->st != AMS_OK) return;
     r->loss_value = ams_graph_value(r->g, r->loss)[0];
@@ -131,15 +145,15 @@ static void replica_step(ams_dp *dp, replica *r, const float *x, const uint8_t *
     r->st = ams_graph_backward(r->g, r->be, r->loss, &r->err);
 }
 
-ams_status ams_dp_step(ams_dp *dp, const float *x, const uint8_t *y, double *loss, ams_err *err) {
+static ams_status step(ams_dp *dp, const batch *b, double *loss, ams_err *err) {
     int nr = dp->count;
     if (nr == 1) {
-        replica_step(dp, &dp->r[0], x, y);
+        replica_step(dp, &dp->r[0], b);
     } else {
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nr) schedule(static, 1)
 #endif
-        for (int i = 0; i < nr; i++) replica_step(dp, &dp->r[i], x, y);
+        for (int i = 0; i < nr; i++) replica_step(dp, &dp->r[i], b);
     }
     for (int i = 0; i < nr; i++)
         if (dp->r[i].st != AMS_OK) {
@@ -183,4 +197,16 @@ ams_status ams_dp_step(ams_dp *dp, const float *x, const uint8_t *y, double *los
         }
     }
     return AMS_OK;
+}
+
+ams_status ams_dp_step(ams_dp *dp, const float *x, const uint8_t *y, double *loss, ams_err *err) {
+    batch b = {.x = x, .y = y};
+    return step(dp, &b, loss, err);
+}
+
+ams_status ams_dp_step_u8(ams_dp *dp, const uint8_t *const *frames, float scale,
+                          const uint8_t *const *labels, double *loss, ams_err *err) {
+    AMS_FAIL_IF(!frames || !labels, err, AMS_E_INVAL, "data parallel: no frames");
+    batch b = {.frames = frames, .labels = labels, .scale = scale};
+    return step(dp, &b, loss, err);
 }

@@ -87,6 +87,8 @@ ams_status ams_horizon_add(ams_horizon *h, double t, const uint8_t *rgb, const u
     return AMS_OK;
 }
 
+int ams_horizon_height(const ams_horizon *h) { return h->height; }
+int ams_horizon_width(const ams_horizon *h) { return h->width; }
 size_t ams_horizon_count(const ams_horizon *h) { return h->count; }
 
 double ams_horizon_time(const ams_horizon *h, size_t i) {
@@ -112,18 +114,30 @@ static size_t uniform_index(ams_rng *rng, size_t n) {
     return (size_t)(v % n);
 }
 
+ams_status ams_horizon_pick(const ams_horizon *h, ams_rng *rng, int batch,
+                            const uint8_t **frames, const uint8_t **labels, size_t *picked,
+                            ams_err *err) {
+    AMS_FAIL_IF(h->count == 0, err, AMS_E_INVAL, "horizon: no frames to train on");
+    AMS_FAIL_IF(batch < 1, err, AMS_E_INVAL, "horizon: batch of %d", batch);
+    for (int b = 0; b < batch; b++) {
+        size_t i = uniform_index(rng, h->count);
+        frames[b] = ams_horizon_frame(h, i);
+        labels[b] = ams_horizon_label(h, i);
+        if (picked) picked[b] = i;
+    }
+    return AMS_OK;
+}
+
 ams_status ams_horizon_batch(const ams_horizon *h, ams_rng *rng, int batch, float *x, uint8_t *y,
                              size_t *picked, ams_err *err) {
-    AMS_FAIL_IF(h->count == 0, err, AMS_E_INVAL, "horizon: no frames to train on");
     AMS_FAIL_IF(batch < 1, err, AMS_E_INVAL, "horizon: batch of %d", batch);
     size_t fbytes = h->pix * 3;
     for (int b = 0; b < batch; b++) {
-        size_t i = uniform_index(rng, h->count);
-        const uint8_t *src = ams_horizon_frame(h, i);
+        const uint8_t *src = NULL, *lab = NULL;
+        AMS_TRY(ams_horizon_pick(h, rng, 1, &src, &lab, picked ? picked + b : NULL, err));
         float *dst = x + (size_t)b * fbytes;
         for (size_t k = 0; k < fbytes; k++) dst[k] = (float)src[k];
-        memcpy(y + (size_t)b * h->pix, ams_horizon_label(h, i), h->pix);
-        if (picked) picked[b] = i;
+        memcpy(y + (size_t)b * h->pix, lab, h->pix);
     }
     return AMS_OK;
 }

@@ -34,9 +34,9 @@ struct ams_trainer {
     uint8_t *frozen; /* per tensor: no element in the mask (its gradient is not computed) */
     int phase;
     float *w0;     /* coord_probe: the weights before the probe steps */
-    float *x;      /* batch frames */
-    uint8_t *y;    /* batch labels */
-    int xcap;      /* frames the buffers hold */
+    const uint8_t **x; /* batch frames (the horizon's bytes) */
+    const uint8_t **y; /* batch labels */
+    int xcap;          /* frames the pointer arrays hold */
 };
 
 static double now_s(void) {
@@ -94,8 +94,8 @@ void ams_trainer_free(ams_trainer *t) {
     free(t->mask);
     free(t->frozen);
     free(t->w0);
-    free(t->x);
-    free(t->y);
+    free((void *)t->x);
+    free((void *)t->y);
     free(t);
 }
 
@@ -148,13 +148,8 @@ static ams_status freeze_unselected(ams_trainer *t, shape_graph *sg, ams_err *er
 static ams_status batch_grad(ams_trainer *t, shape_graph *sg, const ams_horizon *h,
                              const ams_trainer_opts *o, ams_rng *rng, double *loss,
                              ams_err *err) {
-    size_t per = (size_t)t->h * (size_t)t->w;
-    AMS_TRY(ams_horizon_batch(h, rng, o->batch, t->x, t->y, NULL, err));
-    if (o->input_scale != 1.0f) {
-        size_t nx = per * 3 * (size_t)o->batch;
-        for (size_t i = 0; i < nx; i++) t->x[i] *= o->input_scale;
-    }
-    return ams_dp_step(sg->dp, t->x, t->y, loss, err);
+    AMS_TRY(ams_horizon_pick(h, rng, o->batch, t->x, t->y, NULL, err));
+    return ams_dp_step_u8(sg->dp, t->x, o->input_scale, t->y, loss, err);
 }
 
 /* coord by change: n unmasked Adam steps from the current weights, the mask = the elements
@@ -200,15 +195,13 @@ ams_status ams_trainer_phase(ams_trainer *t, const ams_horizon *h, const ams_tra
                 "trainer: coord probe steps must be in 0..10000, got %d", o->coord_probe);
     AMS_FAIL_IF(!h || ams_horizon_count(h) == 0, err, AMS_E_INVAL,
                 "trainer: the horizon holds no labelled frame");
+    AMS_FAIL_IF(ams_horizon_height(h) != t->h || ams_horizon_width(h) != t->w, err, AMS_E_SHAPE,
+                "trainer: horizon frames are %dx%d, the trainer's %dx%d", ams_horizon_width(h),
+                ams_horizon_height(h), t->w, t->h);
     if (o->batch > t->xcap) {
-        size_t per = (size_t)t->h * (size_t)t->w, nx, ny;
-        AMS_FAIL_IF(!ams_size_mul_ok(per, 3 * (size_t)o->batch, &nx) ||
-                        !ams_size_mul_ok(nx, sizeof(float), &nx) ||
-                        !ams_size_mul_ok(per, (size_t)o->batch, &ny),
-                    err, AMS_E_NOMEM, "trainer: batch too large");
-        float *x = realloc(t->x, nx);
+        const uint8_t **x = realloc((void *)t->x, (size_t)o->batch * sizeof *x);
         if (x) t->x = x;
-        uint8_t *y = realloc(t->y, ny);
+        const uint8_t **y = realloc((void *)t->y, (size_t)o->batch * sizeof *y);
         if (y) t->y = y;
         AMS_FAIL_IF(!x || !y, err, AMS_E_NOMEM, "trainer: out of memory for the batch");
         t->xcap = o->batch;

@@ -32,6 +32,41 @@ ams_status ams_graph_set_labels(ams_graph *g, int node, const uint8_t *labels, a
     return AMS_OK;
 }
 
+/* dst[i] = src[i] * scale, 16 at a time (the byte-to-float conversion vectorises). */
+static void bytes_to_floats(float *dst, const uint8_t *src, size_t n, float scale) {
+    typedef uint8_t u8x16 __attribute__((vector_size(16)));
+    typedef float f32x16 __attribute__((vector_size(64)));
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        u8x16 b;
+        memcpy(&b, src + i, sizeof b);
+        f32x16 f = __builtin_convertvector(b, f32x16) * scale;
+        memcpy(dst + i, &f, sizeof f);
+    }
+    for (; i < n; i++) dst[i] = (float)src[i] * scale;
+}
+
+ams_status ams_graph_set_parts_u8(ams_graph *g, int node, const uint8_t *const *parts,
+                                  float scale, ams_err *err) {
+    AMS_FAIL_IF(!g->planned, err, AMS_E_INVAL, "set_parts before ams_graph_plan");
+    AMS_FAIL_IF(node < 0 || node >= g->count ||
+                    (g->nodes[node].op != AMS_OP_INPUT && g->nodes[node].op != AMS_OP_LABELS),
+                err, AMS_E_INVAL, "node %d is not an input", node);
+    ams_node *n = &g->nodes[node];
+    AMS_FAIL_IF(n->ndim < 1 || n->shape[0] < 1, err, AMS_E_SHAPE, "input '%s' has no parts",
+                n->name);
+    size_t np = (size_t)n->shape[0], per = n->numel / np;
+    AMS_FAIL_IF(!isfinite(scale * 255.0f), err, AMS_E_RANGE,
+                "input '%s': scale %g makes bytes non-finite", n->name, (double)scale);
+    for (size_t b = 0; b < np; b++) {
+        AMS_FAIL_IF(!parts[b], err, AMS_E_INVAL, "input '%s': part %zu missing", n->name, b);
+        if (n->op == AMS_OP_LABELS) memcpy((uint8_t *)n->value + b * per, parts[b], per);
+        else bytes_to_floats(n->value + b * per, parts[b], per, scale);
+    }
+    n->grad_ready = 1; /* marks "set" for inputs */
+    return AMS_OK;
+}
+
 void ams_graph_set_seed(ams_graph *g, uint64_t seed) { ams_rng_seed(&g->rng, seed); }
 
 const float *ams_graph_value(const ams_graph *g, int node) {
