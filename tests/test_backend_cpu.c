@@ -340,6 +340,10 @@ static int pointwise_on(int threads) {
         make_desc(1, 4, 5, 320, 130, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
         make_desc(2, 33, 31, 48, 80, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
         make_desc(1, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+        /* k = 16 (forward from 16 channels, data gradient to 16): 1..4 vectors, tails */
+        make_desc(1, 5, 7, 16, 40, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+        make_desc(1, 3, 11, 24, 16, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
+        make_desc(2, 9, 7, 16, 130, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0),
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && !rc; i++) rc = check_pointwise(cpu, &fixed[i]);

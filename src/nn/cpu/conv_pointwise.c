@@ -81,21 +81,22 @@ static inline __attribute__((always_inline)) AVX512 void store(float *out, const
 /* Rows [0, rows) of out (row stride n) = epilogue(a (rows, k; row stride k) . panel), where
  * the panel holds NB vectors of 16 columns (k rows of NB*16 floats, zero-padded) and the
  * last vector's real columns are mask m. R rows at a time in registers, then one. */
-#define PW_TILES(NAME, R, NB)                                                                     \
+#define PW_TILES(NAME, R, NB, KC)                                                                 \
     static AVX512 void NAME(float *out, const float *addend, int64_t n, const float *a, int k,    \
                             const float *panel, int64_t rows, __mmask16 m, const epilogue *e,     \
                             const float *bias) {                                                  \
+        const int kk = KC > 0 ? KC : k;                                                           \
         int64_t r0 = 0;                                                                           \
         for (; r0 + R <= rows; r0 += R) {                                                         \
             __m512 acc[R][NB];                                                                    \
             for (int r = 0; r < R; r++)                                                           \
                 for (int j = 0; j < NB; j++) acc[r][j] = _mm512_setzero_ps();                     \
-            const float *ar = a + r0 * k, *bq = panel;                                            \
-            for (int q = 0; q < k; q++, bq += NB * 16) {                                          \
+            const float *ar = a + r0 * kk, *bq = panel;                                           \
+            for (int q = 0; q < kk; q++, bq += NB * 16) {                                         \
                 __m512 b[NB];                                                                     \
                 for (int j = 0; j < NB; j++) b[j] = _mm512_load_ps(bq + j * 16);                  \
                 for (int r = 0; r < R; r++) {                                                     \
-                    __m512 av = _mm512_set1_ps(ar[(int64_t)r * k + q]);                           \
+                    __m512 av = _mm512_set1_ps(ar[(int64_t)r * kk + q]);                          \
                     for (int j = 0; j < NB; j++) acc[r][j] = _mm512_fmadd_ps(av, b[j], acc[r][j]); \
                 }                                                                                 \
             }                                                                                     \
@@ -108,8 +109,8 @@ static inline __attribute__((always_inline)) AVX512 void store(float *out, const
         for (; r0 < rows; r0++) {                                                                 \
             __m512 acc[NB];                                                                       \
             for (int j = 0; j < NB; j++) acc[j] = _mm512_setzero_ps();                            \
-            const float *ar = a + r0 * k, *bq = panel;                                            \
-            for (int q = 0; q < k; q++, bq += NB * 16) {                                          \
+            const float *ar = a + r0 * kk, *bq = panel;                                           \
+            for (int q = 0; q < kk; q++, bq += NB * 16) {                                         \
                 __m512 av = _mm512_set1_ps(ar[q]);                                                \
                 for (int j = 0; j < NB; j++)                                                      \
                     acc[j] = _mm512_fmadd_ps(av, _mm512_load_ps(bq + j * 16), acc[j]);            \
@@ -120,10 +121,16 @@ static inline __attribute__((always_inline)) AVX512 void store(float *out, const
         }                                                                                         \
     }
 
-PW_TILES(tiles1, 16, 1)
-PW_TILES(tiles2, 12, 2)
-PW_TILES(tiles3, 8, 3)
-PW_TILES(tiles4, 6, 4)
+PW_TILES(tiles1, 16, 1, 0)
+PW_TILES(tiles2, 12, 2, 0)
+PW_TILES(tiles3, 8, 3, 0)
+PW_TILES(tiles4, 6, 4, 0)
+/* k = 16 (mobile networks' narrowest layers, most of their pixels): the row offsets become
+ * constants, so the R rows need no index registers (the generic tiles spill them) */
+PW_TILES(tiles1_k16, 16, 1, 16)
+PW_TILES(tiles2_k16, 12, 2, 16)
+PW_TILES(tiles3_k16, 8, 3, 16)
+PW_TILES(tiles4_k16, 6, 4, 16)
 
 /* Pixels [p0, p1) of out (p, n) = epilogue(a (p, k) . B), B packed as panels of PANEL
  * columns: panel i is k rows of its width (a multiple of 16) floats, at packed + i*k*PANEL. */
@@ -140,11 +147,15 @@ static AVX512 void gemm_slice(float *out, const float *a, const float *packed, i
             float *o = out + c0 * n + col;
             const float *ad = e->addend ? e->addend + c0 * n + col : NULL;
             const float *bias = e->bias ? e->bias + col : NULL;
-            switch (nb) {
+            switch (nb + (k == 16 ? 4 : 0)) {
             case 1: tiles1(o, ad, n, ac, k, panel, rows, m, e, bias); break;
             case 2: tiles2(o, ad, n, ac, k, panel, rows, m, e, bias); break;
             case 3: tiles3(o, ad, n, ac, k, panel, rows, m, e, bias); break;
-            default: tiles4(o, ad, n, ac, k, panel, rows, m, e, bias); break;
+            case 4: tiles4(o, ad, n, ac, k, panel, rows, m, e, bias); break;
+            case 5: tiles1_k16(o, ad, n, ac, k, panel, rows, m, e, bias); break;
+            case 6: tiles2_k16(o, ad, n, ac, k, panel, rows, m, e, bias); break;
+            case 7: tiles3_k16(o, ad, n, ac, k, panel, rows, m, e, bias); break;
+            default: tiles4_k16(o, ad, n, ac, k, panel, rows, m, e, bias); break;
             }
         }
     }
