@@ -473,8 +473,12 @@ static int test_resize(void) {
     ams_err err = {0};
     const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err), *ref = ams_backend_ref();
     CHECKF(cpu, "%s", err.msg);
-    static const int shapes[][6] = {{1, 17, 33, 19, 129, 257}, {3, 9, 13, 5, 70, 95}, {1, 40, 30, 3, 21, 17}};
-    for (size_t s = 0; s < 3; s++) {
+    /* (n, h, w, c, oh, ow): odd sizes; 16-channel vectors (the selfie's 2x upsampling), by
+     * image and by channel ranges (16 + a tail each) */
+    static const int shapes[][6] = {{1, 17, 33, 19, 129, 257}, {3, 9, 13, 5, 70, 95},
+                                    {1, 40, 30, 3, 21, 17},    {2, 24, 32, 16, 48, 64},
+                                    {1, 6, 8, 48, 12, 16},     {2, 5, 7, 35, 9, 15}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int *sh = shapes[s];
         size_t nin = (size_t)sh[0] * sh[1] * sh[2] * sh[3], nout = (size_t)sh[0] * sh[4] * sh[5] * sh[3];
         for (int mode = 0; mode < 3; mode++) {
