@@ -110,6 +110,17 @@ static int check_conv(const ams_backend *cpu, const ams_conv2d_desc *d) {
         for (int k = 0; k < 3; k++) free(g0[k]), free(gr[k]), free(gc[k]);
         CHECKF(!bad, "transpose backward gradient %d (mask %d): %s", bad - 1, mask, desc_str(d));
     }
+    /* the overwriting transposed backward: din garbage in, as the reference from zeros */
+    {
+        float *z = rnd(nout), *o = rnd(nout), *dw1 = rnd(nw), *dw2 = dup(dw1, nw);
+        for (size_t i = 0; i < nout; i++) z[i] = 0.0f, o[i] = 1e30f;
+        ref->conv2d_transpose_backward(ref, z, dw1, NULL, dyt, dy, w, d);
+        cpu->conv2d_transpose_backward_din_set(cpu, o, dw2, NULL, dyt, dy, w, d);
+        double e1 = rel_err(o, z, nout), e2 = rel_err(dw2, dw1, nw);
+        free(z), free(o), free(dw1), free(dw2);
+        CHECKF(e1 <= tol && e2 <= tol, "transpose backward_din_set: din %g dweight %g: %s", e1,
+               e2, desc_str(d));
+    }
     rc = 0;
     free(x), free(w), free(b), free(bc), free(dy), free(dyt), free(y1), free(y2), free(t1), free(t2);
     return rc;

@@ -215,7 +215,8 @@ static int test_global_avgpool(void) {
     ams_err err = {0};
     const ams_backend *cpu = ams_backend_by_name("cpu", 2, &err), *ref = ams_backend_ref();
     CHECKF(cpu, "%s", err.msg);
-    static const int shapes[][4] = {{8, 12, 16, 128}, {1, 96, 128, 16}, {3, 5, 7, 1}, {1, 40, 30, 1}};
+    static const int shapes[][4] = {{8, 12, 16, 128}, {1, 96, 128, 16}, {3, 5, 7, 1},
+                                    {1, 40, 30, 1},   {2, 3, 5, 70},    {1, 4, 3, 150}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int *sh = shapes[s];
         size_t nin = (size_t)sh[0] * sh[1] * sh[2] * sh[3], nout = (size_t)sh[0] * sh[3];
@@ -226,8 +227,14 @@ static int test_global_avgpool(void) {
         ref->global_avgpool_backward(ref, d1, g, sh[0], sh[1], sh[2], sh[3]);
         cpu->global_avgpool_backward(cpu, d2, g, sh[0], sh[1], sh[2], sh[3]);
         double ef = check_max_abs_diff(o1, o2, nout), eb = check_max_abs_diff(d1, d2, nin);
+        /* the overwriting backward: garbage in, as the reference from zeros */
+        for (size_t i = 0; i < nin; i++) d1[i] = 0.0f, d2[i] = 1e30f;
+        ref->global_avgpool_backward(ref, d1, g, sh[0], sh[1], sh[2], sh[3]);
+        cpu->global_avgpool_backward_set(cpu, d2, g, sh[0], sh[1], sh[2], sh[3]);
+        double es = check_max_abs_diff(d1, d2, nin);
         free(x), free(o1), free(o2), free(g), free(d1), free(d2);
-        CHECKF(ef == 0 && eb == 0, "shape %zu: forward %g backward %g", s, ef, eb);
+        CHECKF(ef == 0 && eb == 0 && es == 0, "shape %zu: forward %g backward %g (set %g)", s, ef,
+               eb, es);
     }
     ams_backend_free(cpu);
     return 0;

@@ -108,6 +108,12 @@ struct ams_backend {
     void (*conv2d_transpose_backward)(const ams_backend *be, float *din, float *dweight,
                                       float *dbias, const float *dout, const float *in,
                                       const float *weight, const ams_conv2d_desc *d);
+    /* Optional (NULL: not provided): conv2d_transpose_backward with din (never NULL)
+     * OVERWRITTEN (it holds garbage), as conv2d_backward_din_set. */
+    void (*conv2d_transpose_backward_din_set)(const ams_backend *be, float *din,
+                                              float *dweight, float *dbias, const float *dout,
+                                              const float *in, const float *weight,
+                                              const ams_conv2d_desc *d);
 
     /* Frozen batch norm over the last axis: out = (in - mean) / sqrt(var + eps) * gamma + beta.
      * in/out are (rows, c). Moving statistics are constants; gamma/beta are trainable. */
@@ -205,6 +211,9 @@ struct ams_backend {
                                    int n, int h, int w, int c);
     void (*global_avgpool_backward)(const ams_backend *be, float *din, const float *dout,
                                     int n, int h, int w, int c);
+    /* Optional (NULL: not provided): the backward with din OVERWRITTEN (it holds garbage). */
+    void (*global_avgpool_backward_set)(const ams_backend *be, float *din, const float *dout,
+                                        int n, int h, int w, int c);
 
     /* Bilinear resize (n,h,w,c) -> (n,oh,ow,c). */
     void (*resize_bilinear_forward)(const ams_backend *be, float *out, const float *in, int n,

@@ -314,11 +314,15 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
             in(g, n, 0)->value, in(g, n, 1)->value, &n->conv);
         break;
     }
-    case AMS_OP_CONV2D_TRANSPOSE:
-        be->conv2d_transpose_backward(be, dinput(g, n, 0), dinput(g, n, 1),
-                                      n->nin > 2 ? dinput(g, n, 2) : NULL, dout,
-                                      in(g, n, 0)->value, in(g, n, 1)->value, &n->conv);
+    case AMS_OP_CONV2D_TRANSPOSE: {
+        int fresh = 0;
+        float *dx = be->conv2d_transpose_backward_din_set ? dinput_fresh(g, n, 0, &fresh)
+                                                          : dinput(g, n, 0);
+        (fresh ? be->conv2d_transpose_backward_din_set : be->conv2d_transpose_backward)(
+            be, dx, dinput(g, n, 1), n->nin > 2 ? dinput(g, n, 2) : NULL, dout,
+            in(g, n, 0)->value, in(g, n, 1)->value, &n->conv);
         break;
+    }
     case AMS_OP_BATCHNORM: {
         int c = (int)n->shape[n->ndim - 1];
         be->batchnorm_backward(be, dinput(g, n, 0), dinput(g, n, 1), dinput(g, n, 2), dout,
@@ -392,10 +396,13 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     }
     case AMS_OP_GLOBAL_AVGPOOL: {
         const ams_node *x = in(g, n, 0);
-        float *dx = dinput(g, n, 0);
+        int fresh = 0;
+        float *dx = be->global_avgpool_backward_set ? dinput_fresh(g, n, 0, &fresh)
+                                                    : dinput(g, n, 0);
         if (dx)
-            be->global_avgpool_backward(be, dx, dout, (int)x->shape[0], (int)x->shape[1],
-                                        (int)x->shape[2], (int)x->shape[3]);
+            (fresh ? be->global_avgpool_backward_set : be->global_avgpool_backward)(
+                be, dx, dout, (int)x->shape[0], (int)x->shape[1], (int)x->shape[2],
+                (int)x->shape[3]);
         break;
     }
     case AMS_OP_AVGPOOL: {

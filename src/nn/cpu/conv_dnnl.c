@@ -614,7 +614,7 @@ void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float 
                                        const float *weight, const ams_conv2d_desc *d) {
     ams_cpu_state *st = state(be);
     if (ams_cpu_conv_tiled(d) &&
-        ams_cpu_conv_tiled_backward(be, din, dweight, dbias, dout, in, weight, d))
+        ams_cpu_conv_tiled_backward(be, 0, din, dweight, dbias, dout, in, weight, d))
         return;
     conv_entry *e = entry(be, d, 0);
     if (!e) {
@@ -723,7 +723,7 @@ void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float 
                                        float *dbias, const float *dout, const float *in,
                                        const float *weight, const ams_conv2d_desc *d) {
     if (ams_cpu_conv_tiled(d) &&
-        ams_cpu_conv_tiled_backward(be, din, dweight, dbias, dout, in, weight, d))
+        ams_cpu_conv_tiled_backward(be, 0, din, dweight, dbias, dout, in, weight, d))
         return;
     if (dweight && ams_cpu_conv_wgrad(be, dweight, NULL, dout, in, d)) dweight = NULL;
     ams_ref_conv2d_transpose_backward(be, din, dweight, dbias, dout, in, weight, d);
@@ -731,3 +731,15 @@ void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float 
 void ams_cpu_conv_cache_free(ams_cpu_state *st) { (void)st; }
 
 #endif
+
+/* The tiled kernels overwrite din themselves; the other paths accumulate into zeros. */
+void ams_cpu_conv2d_transpose_backward_din_set(const ams_backend *be, float *din,
+                                               float *dweight, float *dbias, const float *dout,
+                                               const float *in, const float *weight,
+                                               const ams_conv2d_desc *d) {
+    if (ams_cpu_conv_tiled(d) &&
+        ams_cpu_conv_tiled_backward(be, 1, din, dweight, dbias, dout, in, weight, d))
+        return;
+    memset(din, 0, (size_t)d->n * (size_t)d->oh * (size_t)d->ow * (size_t)d->oc * sizeof *din);
+    ams_cpu_conv2d_transpose_backward(be, din, dweight, dbias, dout, in, weight, d);
+}

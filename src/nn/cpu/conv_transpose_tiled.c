@@ -242,7 +242,8 @@ CPU_MULTIVERSION static int tiled_bwd_fast_rows(float *din, float *acc, const fl
  * (1.4 ms of a batch-4 step, now ~0.2). Returns 0 for other shapes. */
 CPU_MULTIVERSION static int tiled_bwd_2x2c1_rows(float *din, float *acc, const float *dout,
                                                  const float *in, const float *weight,
-                                                 const ams_conv2d_desc *d, int64_t r0, int64_t r1) {
+                                                 const ams_conv2d_desc *d, int64_t r0, int64_t r1,
+                                                 int set) {
     if (d->kh != 2 || d->kw != 2 || d->c != 1 || d->oc != 16) return 0;
     v16 w0, w1, w2, w3, a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     memcpy(&w0, weight, sizeof w0), memcpy(&w1, weight + 16, sizeof w1);
@@ -259,8 +260,8 @@ CPU_MULTIVERSION static int tiled_bwd_2x2c1_rows(float *din, float *acc, const f
             memcpy(&xv, x, sizeof xv);
             a0 += t0 * xv, a1 += t1 * xv, a2 += t2 * xv, a3 += t3 * xv;
             if (dx) {
-                v16 cur;
-                memcpy(&cur, dx + (size_t)ox * 16, sizeof cur);
+                v16 cur = {0}; /* set: din holds garbage, the sum starts from zero */
+                if (!set) memcpy(&cur, dx + (size_t)ox * 16, sizeof cur);
                 cur += t0 * w0 + t1 * w1 + t2 * w2 + t3 * w3;
                 memcpy(dx + (size_t)ox * 16, &cur, sizeof cur);
             }
@@ -295,9 +296,9 @@ void ams_cpu_conv_tiled_forward(const ams_backend *be, float *out, const float *
     }
 }
 
-int ams_cpu_conv_tiled_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
-                                const float *dout, const float *in, const float *weight,
-                                const ams_conv2d_desc *d) {
+int ams_cpu_conv_tiled_backward(const ams_backend *be, int set, float *din, float *dweight,
+                                float *dbias, const float *dout, const float *in,
+                                const float *weight, const ams_conv2d_desc *d) {
     ams_cpu_state *st = (ams_cpu_state *)be->state;
     int nt = threads_for(be, d);
     int64_t rows = (int64_t)d->n * d->oh;
@@ -310,7 +311,10 @@ int ams_cpu_conv_tiled_backward(const ams_backend *be, float *din, float *dweigh
         int64_t lo, hi;
         cpu_split(rows, t, nt, &lo, &hi);
         float *p = dweight ? part + (size_t)t * nw : NULL;
-        if (tiled_bwd_2x2c1_rows(din, p, dout, in, weight, d, lo, hi)) continue;
+        if (tiled_bwd_2x2c1_rows(din, p, dout, in, weight, d, lo, hi, set)) continue;
+        if (set && din) /* this slice's rows, zeroed where they are summed next */
+            memset(din + (size_t)lo * (size_t)d->ow * (size_t)d->oc, 0,
+                   (size_t)(hi - lo) * (size_t)d->ow * (size_t)d->oc * sizeof *din);
         if (tiled_bwd_fast_rows(din, p, dout, in, weight, d, lo, hi)) continue;
         if (din) tiled_bwd_data_rows(din, dout, weight, d, lo, hi);
         if (p) {

@@ -44,6 +44,8 @@ void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, 
 void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
 void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in, const float *weight, const float *bias, const ams_conv2d_desc *d);
 void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
+/* the transposed backward with din overwritten (kernels.h: conv2d_transpose_backward_din_set) */
+void ams_cpu_conv2d_transpose_backward_din_set(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
 void ams_cpu_conv_cache_free(ams_cpu_state *st);
 /* dweight += the weight gradient of the forward conv d with input x and output gradient dy,
  * and dbias (oc; NULL: none) += its bias gradient (pointwise: in the same pass over dy),
@@ -62,13 +64,14 @@ void ams_cpu_dw_dgrad(const ams_backend *be, int set, float *din, const float *d
                       const float *weight, const ams_conv2d_desc *d);
 /* Transposed convolutions whose windows tile the output (conv_transpose_tiled.c):
  * ams_cpu_conv_tiled says whether d is one (stride == kernel, unpadded, undilated, one
- * group, exact tiling); backward returns 0 when it could not get its scratch. */
+ * group, exact tiling); backward (set: din overwritten, else accumulated into) returns 0
+ * when it could not get its scratch (nothing written). */
 int ams_cpu_conv_tiled(const ams_conv2d_desc *d);
 void ams_cpu_conv_tiled_forward(const ams_backend *be, float *out, const float *in,
                                 const float *weight, const float *bias, const ams_conv2d_desc *d);
-int ams_cpu_conv_tiled_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
-                                const float *dout, const float *in, const float *weight,
-                                const ams_conv2d_desc *d);
+int ams_cpu_conv_tiled_backward(const ams_backend *be, int set, float *din, float *dweight,
+                                float *dbias, const float *dout, const float *in,
+                                const float *weight, const ams_conv2d_desc *d);
 /* Pointwise convolutions (1x1, stride 1, unpadded, one group, output the input's size) as
  * our own GEMM (conv_pointwise.c): ams_cpu_conv_pointwise says whether d is one; the forward applies
  * its epilogue (bias, act scaled by act_scale, then + addend; NULLs: none) as it stores,
