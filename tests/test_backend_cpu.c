@@ -147,6 +147,7 @@ static int test_conv_fixed_shapes(void) {
         make_desc(2, 40, 37, 16, 24, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),   /* pointwise, threaded */
         make_desc(2, 23, 31, 20, 20, 5, 5, 2, 2, 1, 1, 20, 1, 0, 0, 0, 0),  /* depthwise 5x5 s2 */
         make_desc(3, 12, 16, 33, 33, 5, 5, 1, 1, 1, 1, 33, 1, 0, 0, 0, 0),  /* depthwise 5x5, c % 16 */
+        make_desc(1, 6, 9, 144, 144, 5, 5, 1, 1, 1, 1, 144, 1, 0, 0, 0, 0), /* 5x5, 8 + 1 vectors */
         make_desc(2, 18, 26, 5, 3, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),     /* tiled (transposed 2x2 s2) */
         make_desc(2, 32, 40, 1, 16, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),    /* selfie's 16 -> 1 upsampling */
         make_desc(3, 10, 70, 2, 32, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),    /* tiled, 16-lane paths, 2 blocks + tail */

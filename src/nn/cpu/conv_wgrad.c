@@ -82,6 +82,9 @@ CPU_MULTIVERSION static void add_to(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
+/* Channel vectors whose sums a depthwise tap keeps at once (registers). */
+#define DW_VECS 8
+
 /* Depthwise: acc (kh, kw, c) += the taps of output rows [r0, r1) (a row = (image, oy)). */
 CPU_MULTIVERSION static void dw_rows(float *acc, const float *x, const float *dy, int64_t r0,
                                      int64_t r1, const ams_conv2d_desc *d) {
@@ -104,14 +107,25 @@ CPU_MULTIVERSION static void dw_rows(float *acc, const float *x, const float *dy
                 float *a = acc + ((size_t)ky * (size_t)d->kw + (size_t)kx) * cs;
                 size_t xs = (size_t)d->stride_w * cs;
                 int k = 0;
-                for (; k + 16 <= c; k += 16) {
-                    float s[16] = {0};
+                /* up to DW_VECS channel vectors side by side: as many independent sums (one
+                 * vector's chain of dependent multiply-adds ran at a quarter of the peak) */
+                for (; k + 16 <= c; k += DW_VECS * 16) {
+                    int m = (c - k) / 16 < DW_VECS ? (c - k) / 16 : DW_VECS;
+                    v16 s[DW_VECS];
+                    for (int j = 0; j < DW_VECS; j++) s[j] = (v16){0};
                     const float *xp = xrow + (size_t)(ox0 * d->stride_w + off) * cs + (size_t)k;
                     const float *gp = dyrow + (size_t)ox0 * cs + (size_t)k;
-                    for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs)
-                        for (int j = 0; j < 16; j++) s[j] += xp[j] * gp[j];
-                    for (int j = 0; j < 16; j++) a[k + j] += s[j];
+                    if (m == DW_VECS)
+                        for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs)
+                            for (int j = 0; j < DW_VECS; j++)
+                                s[j] += *(const v16 *)(xp + 16 * j) * *(const v16 *)(gp + 16 * j);
+                    else
+                        for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs)
+                            for (int j = 0; j < m; j++)
+                                s[j] += *(const v16 *)(xp + 16 * j) * *(const v16 *)(gp + 16 * j);
+                    for (int j = 0; j < m; j++) *(v16 *)(a + k + 16 * j) += s[j];
                 }
+                k = c / 16 * 16;
                 for (; k < c; k++) {
                     float s = 0;
                     const float *xp = xrow + (size_t)(ox0 * d->stride_w + off) * cs + (size_t)k;
