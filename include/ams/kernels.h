@@ -214,6 +214,15 @@ struct ams_backend {
     /* Optional (NULL: not provided): the backward with din OVERWRITTEN (it holds garbage). */
     void (*global_avgpool_backward_set)(const ams_backend *be, float *din, const float *dout,
                                         int n, int h, int w, int c);
+    /* Optional (NULL: not provided), both or neither: the pool of a + b (both (n,h,w,c)) without
+     * the sum stored: out = the forward of the float sums a + b, bitwise; the backward adds
+     * dout / (h*w) into da and db (each may be NULL; set_a / set_b: OVERWRITTEN instead; when
+     * da and db are the same buffer, only set_a may be 1). */
+    void (*global_avgpool_add_forward)(const ams_backend *be, float *out, const float *a,
+                                       const float *b, int n, int h, int w, int c);
+    void (*global_avgpool_add_backward)(const ams_backend *be, float *da, float *db,
+                                        const float *dout, int n, int h, int w, int c,
+                                        int set_a, int set_b);
 
     /* Bilinear resize (n,h,w,c) -> (n,oh,ow,c). */
     void (*resize_bilinear_forward)(const ams_backend *be, float *out, const float *in, int n,

@@ -162,6 +162,7 @@ static void forward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
         be->affine_forward(be, out, in(g, n, 0)->value, n->a, n->b, (int64_t)n->numel);
         break;
     case AMS_OP_ADD:
+        if (n->pooled_by >= 0 && be->global_avgpool_add_forward) break; /* the pool sums it */
         be->add_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value, &n->bc);
         break;
     case AMS_OP_MUL:
@@ -179,8 +180,13 @@ static void forward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     }
     case AMS_OP_GLOBAL_AVGPOOL: {
         const ams_node *x = in(g, n, 0);
-        be->global_avgpool_forward(be, out, x->value, (int)x->shape[0], (int)x->shape[1],
-                                   (int)x->shape[2], (int)x->shape[3]);
+        if (n->pool_sum >= 0 && be->global_avgpool_add_forward)
+            be->global_avgpool_add_forward(be, out, in(g, x, 0)->value, in(g, x, 1)->value,
+                                           (int)x->shape[0], (int)x->shape[1], (int)x->shape[2],
+                                           (int)x->shape[3]);
+        else
+            be->global_avgpool_forward(be, out, x->value, (int)x->shape[0], (int)x->shape[1],
+                                       (int)x->shape[2], (int)x->shape[3]);
         break;
     }
     case AMS_OP_AVGPOOL: be->avgpool_forward(be, out, in(g, n, 0)->value, &n->pool); break;
@@ -362,6 +368,7 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     case AMS_OP_ADD:
     case AMS_OP_MUL: {
         int is_add = n->op == AMS_OP_ADD;
+        if (is_add && n->pooled_by >= 0 && be->global_avgpool_add_backward) break; /* done */
         int fa = 0, fb = 0;
         float *da = NULL, *db = NULL;
         int alias_a = is_add && aliased(g, n, 0), alias_b = is_add && aliased(g, n, 1);
@@ -396,6 +403,18 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     }
     case AMS_OP_GLOBAL_AVGPOOL: {
         const ams_node *x = in(g, n, 0);
+        if (n->pool_sum >= 0 && be->global_avgpool_add_backward) {
+            /* straight into the add's inputs' gradients (a second input that is the first
+             * comes back not fresh) */
+            ams_node *sum = in(g, n, 0);
+            int fa = 0, fb = 0;
+            float *da = dinput_fresh(g, sum, 0, &fa), *db = dinput_fresh(g, sum, 1, &fb);
+            if (da || db)
+                be->global_avgpool_add_backward(be, da, db, dout, (int)x->shape[0],
+                                                (int)x->shape[1], (int)x->shape[2],
+                                                (int)x->shape[3], fa, fb);
+            break;
+        }
         int fresh = 0;
         float *dx = be->global_avgpool_backward_set ? dinput_fresh(g, n, 0, &fresh)
                                                     : dinput(g, n, 0);

@@ -61,6 +61,11 @@ typedef struct ams_node {
     float hs_ab[4];         /* mul: {a1, b1, a2, b2}: (x*a1 + b1) * relu6(x*a2 + b2) */
     int hs_by;              /* the chain's affine/affine/relu6 nodes: the mul running them, or -1
                              * (no value, no gradient in the arena) */
+    /* pool of a sum (every plan unless fusion is off; backends with global_avgpool_add_*):
+     * a global average pool of add(x, y), the add used by nothing else, reads x and y itself
+     * and its backward adds into their gradients: the sum is never stored */
+    int pool_sum;           /* global_avgpool: the add node it pools, or -1 */
+    int pooled_by;          /* add: the pool running it, or -1 */
     float scalar, dscalar;  /* loss value and its gradient */
     int64_t count;          /* loss: pixels counted */
 } ams_node;

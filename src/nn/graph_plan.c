@@ -126,6 +126,25 @@ static int hswish_of(const ams_graph *g, const int *uses, int x) {
     return -1;
 }
 
+/* Pool of a sum: gap(add(x, y)), x, y and the add of one shape, the add used by nothing else
+ * (and not a conv chain's residual add): the pool reads x and y (one pass instead of the
+ * add's write and the pool's read) and its backward adds its gradient straight into x's and
+ * y's (the add's gradient never formed). The lifetimes below keep x and y to the pool. */
+static void plan_pool_sum(ams_graph *g, const int *uses) {
+    for (int i = 0; i < g->count; i++) {
+        ams_node *p = &g->nodes[i];
+        if (p->op != AMS_OP_GLOBAL_AVGPOOL) continue;
+        int a = p->xs[0];
+        const ams_node *s = &g->nodes[a];
+        if (s->op != AMS_OP_ADD || s->nin != 2 || uses[a] != 1 || s->keep || s->fused_by >= 0)
+            continue;
+        const ams_node *x = &g->nodes[s->xs[0]], *y = &g->nodes[s->xs[1]];
+        if (x->numel != s->numel || y->numel != s->numel || x->is_u8 || y->is_u8) continue;
+        p->pool_sum = a;
+        g->nodes[a].pooled_by = i;
+    }
+}
+
 /* Conv fusion. Inference: every conv2d whose value feeds only a frozen batch norm (whose
  * statistics and affine parameters exist before the conv runs) and/or only a ReLU/ReLU6 or
  * a standard hard-swish, and then only a residual add of a same-shaped tensor computed
@@ -146,6 +165,7 @@ static ams_status plan_fusion(ams_graph *g, ams_err *err) {
         nd->fuse_scale = 1.0f;
         nd->fuse_addend = -1;
         nd->hs_x = nd->hs_by = -1;
+        nd->pool_sum = nd->pooled_by = -1;
         free(nd->fold);
         nd->fold = NULL;
     }
@@ -223,6 +243,7 @@ static ams_status plan_fusion(ams_graph *g, ams_err *err) {
         }
         cv->fuse_last = last;
     }
+    plan_pool_sum(g, uses);
     free(uses);
     return AMS_OK;
 }
@@ -301,7 +322,7 @@ static ams_status plan_grad_alias(ams_graph *g, long *gstart, long *gend, long i
     for (int pass = 0; pass < 2; pass++) { /* sole aliases, then first-writer ones */
         for (int p = n - 1; p >= 0; p--) {
             const ams_node *nd = &g->nodes[p];
-            if (!arena_grad(g, gstart, inf, p)) continue;
+            if (!arena_grad(g, gstart, inf, p) || nd->pooled_by >= 0) continue;
             for (int k = 0; k < nd->nin; k++) {
                 int x = nd->xs[k];
                 if (!arena_grad(g, gstart, inf, x) || last[x] != p || !passes_grad(g, p, x) ||
@@ -427,6 +448,12 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
                 gstart[i] = tb;
         }
         if (bwd && backward_reads_output(nd->op) && vend[j] < tb) vend[j] = tb;
+        if (nd->pool_sum >= 0) /* a pool of a sum reads the add's inputs, writes their grads */
+            for (int k = 0; k < 2; k++) {
+                int x = g->nodes[nd->pool_sum].xs[k];
+                if (vend[x] < j) vend[x] = j;
+                if (bwd && g->nodes[x].needs_grad && gstart[x] > tb) gstart[x] = tb;
+            }
         if (nd->hs_x >= 0) { /* a fused hard-swish reads its chain's input x */
             int x = nd->hs_x;
             long e = bwd ? tb : j;

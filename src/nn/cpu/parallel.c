@@ -230,6 +230,53 @@ MULTIVERSION static void gap_bwd_part(float *din, const float *dout, int64_t b0,
         }
     }
 }
+/* gap_fwd_part of a + b, the float sums formed as the pool reads them (bitwise the pool of
+ * the stored sum). */
+MULTIVERSION static void gap_add_fwd_part(float *out, const float *a, const float *bb,
+                                          int64_t b0, int64_t b1, size_t hw, int c, int64_t k0,
+                                          int64_t k1) {
+    for (int64_t b = b0; b < b1; b++) {
+        float *o = out + (size_t)b * (size_t)c;
+        for (int64_t k = k0; k < k1; k += 64) {
+            int m = k1 - k < 64 ? (int)(k1 - k) : 64;
+            float s[64] = {0};
+            size_t off = (size_t)b * hw * (size_t)c + (size_t)k;
+            const float *x = a + off, *y = bb + off;
+            if (m == 16)
+                for (size_t p = 0; p < hw; p++, x += c, y += c)
+                    for (int j = 0; j < 16; j++) s[j] += x[j] + y[j];
+            else
+                for (size_t p = 0; p < hw; p++, x += c, y += c)
+                    for (int j = 0; j < m; j++) s[j] += x[j] + y[j];
+            for (int j = 0; j < m; j++) o[k + j] = hw ? s[j] / (float)hw : 0.0f;
+        }
+    }
+}
+/* da, db (+)= dout / hw at every pixel (set_a / set_b: overwritten; NULL: skipped; da == db:
+ * one after the other per element, as two backward calls would). */
+MULTIVERSION static void gap_add_bwd_part(float *da, float *db, const float *dout, int64_t b0,
+                                          int64_t b1, size_t hw, int c, int64_t k0, int64_t k1,
+                                          int set_a, int set_b) {
+    for (int64_t b = b0; b < b1; b++) {
+        const float *g = dout + (size_t)b * (size_t)c;
+        for (int64_t k = k0; k < k1; k += 64) {
+            int m = k1 - k < 64 ? (int)(k1 - k) : 64;
+            float q[64];
+            for (int j = 0; j < m; j++) q[j] = g[k + j] / (float)hw;
+            size_t off = (size_t)b * hw * (size_t)c + (size_t)k;
+            for (size_t p = 0; p < hw; p++, off += (size_t)c) {
+                if (da && set_a)
+                    for (int j = 0; j < m; j++) da[off + j] = q[j];
+                else if (da)
+                    for (int j = 0; j < m; j++) da[off + j] += q[j];
+                if (db && set_b)
+                    for (int j = 0; j < m; j++) db[off + j] = q[j];
+                else if (db)
+                    for (int j = 0; j < m; j++) db[off + j] += q[j];
+            }
+        }
+    }
+}
 static void gap_split(int n, int c, int t, int nt, int64_t *b0, int64_t *b1, int64_t *k0, int64_t *k1) {
     *b0 = 0, *b1 = n, *k0 = 0, *k1 = c;
     if (n >= nt) row_slice(n, t, nt, b0, b1);
@@ -257,6 +304,31 @@ static void gap_bwd_any(const ams_backend *be, int set, float *din, const float 
         int64_t b0, b1, k0, k1;
         gap_split(n, c, t, nt, &b0, &b1, &k0, &k1);
         gap_bwd_part(din, dout, b0, b1, hw, c, k0, k1, set);
+    }
+}
+static void gap_add_fwd(const ams_backend *be, float *out, const float *a, const float *b, int n,
+                        int h, int w, int c) {
+    size_t hw = (size_t)h * (size_t)w;
+    int nt = nthreads(be, 2 * (int64_t)n * (int64_t)hw * c);
+    if (n < nt && c < nt) nt = 1;
+    PARALLEL_THREADS
+    for (int t = 0; t < nt; t++) {
+        int64_t b0, b1, k0, k1;
+        gap_split(n, c, t, nt, &b0, &b1, &k0, &k1);
+        gap_add_fwd_part(out, a, b, b0, b1, hw, c, k0, k1);
+    }
+}
+static void gap_add_bwd(const ams_backend *be, float *da, float *db, const float *dout, int n,
+                        int h, int w, int c, int set_a, int set_b) {
+    size_t hw = (size_t)h * (size_t)w;
+    if (hw == 0) return;
+    int nt = nthreads(be, 2 * (int64_t)n * (int64_t)hw * c);
+    if (n < nt && c < nt) nt = 1;
+    PARALLEL_THREADS
+    for (int t = 0; t < nt; t++) {
+        int64_t b0, b1, k0, k1;
+        gap_split(n, c, t, nt, &b0, &b1, &k0, &k1);
+        gap_add_bwd_part(da, db, dout, b0, b1, hw, c, k0, k1, set_a, set_b);
     }
 }
 static void gap_bwd(const ams_backend *be, float *din, const float *dout, int n, int h, int w, int c) {
@@ -611,6 +683,8 @@ void ams_cpu_fill_table(ams_backend *be) {
     be->global_avgpool_forward = gap_fwd;
     be->global_avgpool_backward = gap_bwd;
     be->global_avgpool_backward_set = gap_bwd_set;
+    be->global_avgpool_add_forward = gap_add_fwd;
+    be->global_avgpool_add_backward = gap_add_bwd;
     be->dropout_forward = dropout_fwd;
     be->dropout_backward = dropout_bwd;
 }
