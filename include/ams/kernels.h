@@ -173,6 +173,10 @@ struct ams_backend {
                         const ams_bcast_desc *d);
     void (*mul_backward)(const ams_backend *be, float *da, float *db, const float *dout,
                          const float *a, const float *b, const ams_bcast_desc *d);
+    /* Optional (NULL: not provided): out = a * b (broadcast as d) + c, c of out's shape,
+     * bitwise the mul's value plus c, in one pass (the product never stored). */
+    void (*mul_add_forward)(const ams_backend *be, float *out, const float *a, const float *b,
+                            const float *c, const ams_bcast_desc *d);
 
     /* Optional (NULL: not provided): add_backward / mul_backward where a gradient whose
      * set_a / set_b flag is 1 is OVERWRITTEN (it holds garbage) instead of accumulated

@@ -163,9 +163,16 @@ static void forward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
         break;
     case AMS_OP_ADD:
         if (n->pooled_by >= 0 && be->global_avgpool_add_forward) break; /* the pool sums it */
+        if (n->mul_add >= 0 && be->mul_add_forward) {
+            const ams_node *m = &g->nodes[n->mul_add];
+            const ams_node *c = in(g, n, n->xs[0] == n->mul_add ? 1 : 0);
+            be->mul_add_forward(be, out, in(g, m, 0)->value, in(g, m, 1)->value, c->value, &m->bc);
+            break;
+        }
         be->add_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value, &n->bc);
         break;
     case AMS_OP_MUL:
+        if (n->added_by >= 0 && be->mul_add_forward) break; /* its add computes it */
         be->mul_forward(be, out, in(g, n, 0)->value, in(g, n, 1)->value, &n->bc);
         break;
     case AMS_OP_DIV:

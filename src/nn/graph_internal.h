@@ -66,6 +66,11 @@ typedef struct ams_node {
      * and its backward adds into their gradients: the sum is never stored */
     int pool_sum;           /* global_avgpool: the add node it pools, or -1 */
     int pooled_by;          /* add: the pool running it, or -1 */
+    /* product plus a tensor (the same plans; backends with mul_add_forward): add(mul(a, b),
+     * c), the mul used by nothing else, c of the add's shape, runs as one forward pass by
+     * the add (the product never stored; the backward as before) */
+    int mul_add;            /* add: its mul operand, or -1 */
+    int added_by;           /* mul: the add running it, or -1 */
     float scalar, dscalar;  /* loss value and its gradient */
     int64_t count;          /* loss: pixels counted */
 } ams_node;

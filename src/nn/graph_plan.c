@@ -145,6 +145,28 @@ static void plan_pool_sum(ams_graph *g, const int *uses) {
     }
 }
 
+/* Product plus a tensor: add(mul(a, b), c) (either order), the mul used by nothing else and
+ * not a hard-swish's, c and the add of the mul's shape, the add not a conv chain's or a
+ * pool's: the add computes a * b + c in one pass (the mul's value never written; its
+ * backward reads a and b, not its value). The lifetimes keep a and b to the add. */
+static void plan_mul_add(ams_graph *g, const int *uses) {
+    for (int i = 0; i < g->count; i++) {
+        ams_node *ad = &g->nodes[i];
+        if (ad->op != AMS_OP_ADD || ad->nin != 2 || ad->fused_by >= 0 || ad->pooled_by >= 0)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            int m = ad->xs[k], c = ad->xs[1 - k];
+            const ams_node *mu = &g->nodes[m], *cn = &g->nodes[c];
+            if (mu->op != AMS_OP_MUL || m == c || uses[m] != 1 || mu->keep || mu->hs_x >= 0 ||
+                mu->numel != ad->numel || cn->numel != ad->numel || cn->is_u8)
+                continue;
+            ad->mul_add = m;
+            g->nodes[m].added_by = i;
+            break;
+        }
+    }
+}
+
 /* Conv fusion. Inference: every conv2d whose value feeds only a frozen batch norm (whose
  * statistics and affine parameters exist before the conv runs) and/or only a ReLU/ReLU6 or
  * a standard hard-swish, and then only a residual add of a same-shaped tensor computed
@@ -166,6 +188,7 @@ static ams_status plan_fusion(ams_graph *g, ams_err *err) {
         nd->fuse_addend = -1;
         nd->hs_x = nd->hs_by = -1;
         nd->pool_sum = nd->pooled_by = -1;
+        nd->mul_add = nd->added_by = -1;
         free(nd->fold);
         nd->fold = NULL;
     }
@@ -244,6 +267,7 @@ static ams_status plan_fusion(ams_graph *g, ams_err *err) {
         cv->fuse_last = last;
     }
     plan_pool_sum(g, uses);
+    plan_mul_add(g, uses);
     free(uses);
     return AMS_OK;
 }
@@ -448,6 +472,11 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
                 gstart[i] = tb;
         }
         if (bwd && backward_reads_output(nd->op) && vend[j] < tb) vend[j] = tb;
+        if (nd->mul_add >= 0) /* the add reads its mul's inputs */
+            for (int k = 0; k < 2; k++) {
+                int x = g->nodes[nd->mul_add].xs[k];
+                if (vend[x] < j) vend[x] = j;
+            }
         if (nd->pool_sum >= 0) /* a pool of a sum reads the add's inputs, writes their grads */
             for (int k = 0; k < 2; k++) {
                 int x = g->nodes[nd->pool_sum].xs[k];

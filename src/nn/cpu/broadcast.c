@@ -109,7 +109,7 @@ static void run_next(const bshape *s, rowpos *p, int64_t m) {
     row_next(s, p);
 }
 
-enum { OP_ADD, OP_MUL, OP_DIV };
+enum { OP_ADD, OP_MUL, OP_DIV, OP_MULADD /* out = a * b + c, c (out's shape) in cc */ };
 /* gradient terms: d(a op b)/d(a or b) times g */
 enum { T_ONE, T_TIMES_B, T_TIMES_A, T_OVER_B, T_DIV_B };
 
@@ -141,7 +141,19 @@ static inline __attribute__((always_inline)) double term_d(int t, float g, float
 /* One row: out[j] = a[j*sa] op b[j*sb], sa, sb in {0, 1}; the four stride cases apart so
  * that each vectorises. */
 static inline __attribute__((always_inline)) void fwd_row(int op, float *out, const float *a,
-                                                          const float *b, int64_t n, int sa, int sb) {
+                                                          const float *b, const float *c,
+                                                          int64_t n, int sa, int sb) {
+    if (op == OP_MULADD) { /* out = a * b + c, c full along the row */
+        if (sa && sb)
+            for (int64_t j = 0; j < n; j++) out[j] = a[j] * b[j] + c[j];
+        else if (sa)
+            for (int64_t j = 0; j < n; j++) out[j] = a[j] * b[0] + c[j];
+        else if (sb)
+            for (int64_t j = 0; j < n; j++) out[j] = a[0] * b[j] + c[j];
+        else
+            for (int64_t j = 0; j < n; j++) out[j] = a[0] * b[0] + c[j];
+        return;
+    }
     if (sa && sb) {
         for (int64_t j = 0; j < n; j++) out[j] = fwd_op(op, a[j], b[j]);
     } else if (sa) {
@@ -228,10 +240,10 @@ static inline __attribute__((always_inline)) double sum_row(int t, const float *
 
 /* Forward rows [r0, r1) (or, with one dimension, elements [r0, r1)). */
 CPU_MULTIVERSION static void fwd_rows(int op, const bshape *s, float *out, const float *a,
-                                      const float *b, int64_t r0, int64_t r1) {
+                                      const float *b, const float *cc, int64_t r0, int64_t r1) {
     int sa = s->sa[s->nd - 1] != 0, sb = s->sb[s->nd - 1] != 0;
     if (s->nd == 1) {
-        fwd_row(op, out + r0, a + r0 * sa, b + r0 * sb, r1 - r0, sa, sb);
+        fwd_row(op, out + r0, a + r0 * sa, b + r0 * sb, cc ? cc + r0 : NULL, r1 - r0, sa, sb);
         return;
     }
     rowpos p;
@@ -240,20 +252,28 @@ CPU_MULTIVERSION static void fwd_rows(int op, const bshape *s, float *out, const
     for (int64_t r = r0, m; r < r1; r += m, run_next(s, &p, m)) {
         m = run_len(s, &p, r, r1);
         float *o = out + r * n;
-        const float *pa = a + p.oa, *pb = b + p.ob;
+        const float *pa = a + p.oa, *pb = b + p.ob, *pc = cc ? cc + r * n : NULL;
         if (sa && sb && n % 16 == 0) { /* short rows (a squeeze-excite's channels): whole
                                         * vectors, no loop set-up per row */
-            for (int64_t q = 0; q < m; q++, o += n, pa += ia, pb += ib)
-                for (int64_t j = 0; j < n; j += 16) {
-                    v16 x = *(const v16 *)(pa + j), y = *(const v16 *)(pb + j);
-                    *(v16 *)(o + j) = op == OP_ADD ? x + y : op == OP_MUL ? x * y : x / y;
-                }
+            if (op == OP_MULADD)
+                for (int64_t q = 0; q < m; q++, o += n, pa += ia, pb += ib, pc += n)
+                    for (int64_t j = 0; j < n; j += 16) {
+                        v16 x = *(const v16 *)(pa + j), y = *(const v16 *)(pb + j);
+                        *(v16 *)(o + j) = x * y + *(const v16 *)(pc + j);
+                    }
+            else
+                for (int64_t q = 0; q < m; q++, o += n, pa += ia, pb += ib)
+                    for (int64_t j = 0; j < n; j += 16) {
+                        v16 x = *(const v16 *)(pa + j), y = *(const v16 *)(pb + j);
+                        *(v16 *)(o + j) = op == OP_ADD ? x + y : op == OP_MUL ? x * y : x / y;
+                    }
             continue;
         }
         for (int64_t q = 0; q < m; q++, o += n, pa += ia, pb += ib) {
-            if (op == OP_ADD) fwd_row(OP_ADD, o, pa, pb, n, sa, sb);
-            else if (op == OP_MUL) fwd_row(OP_MUL, o, pa, pb, n, sa, sb);
-            else fwd_row(OP_DIV, o, pa, pb, n, sa, sb);
+            if (op == OP_ADD) fwd_row(OP_ADD, o, pa, pb, NULL, n, sa, sb);
+            else if (op == OP_MUL) fwd_row(OP_MUL, o, pa, pb, NULL, n, sa, sb);
+            else if (op == OP_MULADD) fwd_row(OP_MULADD, o, pa, pb, pc, n, sa, sb), pc += n;
+            else fwd_row(OP_DIV, o, pa, pb, NULL, n, sa, sb);
         }
     }
 }
@@ -356,7 +376,7 @@ static void split(const bshape *s, int t, int nt, int64_t *lo, int64_t *hi) {
 }
 
 static void bc_forward(int op, const ams_backend *be, float *out, const float *a, const float *b,
-                       const bshape *s) {
+                       const float *c, const bshape *s) {
     int64_t n = s->rows * s->inner;
     int nt = cpu_threads_for(be, n);
     if (nt > units(s)) nt = (int)units(s);
@@ -364,7 +384,7 @@ static void bc_forward(int op, const ams_backend *be, float *out, const float *a
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
         split(s, t, nt, &lo, &hi);
-        if (hi > lo) fwd_rows(op, s, out, a, b, lo, hi);
+        if (hi > lo) fwd_rows(op, s, out, a, b, c, lo, hi);
     }
 }
 
@@ -406,21 +426,21 @@ static void add_fwd(const ams_backend *be, float *out, const float *a, const flo
                     const ams_bcast_desc *d) {
     bshape s;
     if (!collapse(d, &s)) ams_ref_add_forward(be, out, a, b, d);
-    else bc_forward(OP_ADD, be, out, a, b, &s);
+    else bc_forward(OP_ADD, be, out, a, b, NULL, &s);
 }
 
 static void mul_fwd(const ams_backend *be, float *out, const float *a, const float *b,
                     const ams_bcast_desc *d) {
     bshape s;
     if (!collapse(d, &s)) ams_ref_mul_forward(be, out, a, b, d);
-    else bc_forward(OP_MUL, be, out, a, b, &s);
+    else bc_forward(OP_MUL, be, out, a, b, NULL, &s);
 }
 
 static void div_fwd(const ams_backend *be, float *out, const float *a, const float *b,
                     const ams_bcast_desc *d) {
     bshape s;
     if (!collapse(d, &s)) ams_ref_div_forward(be, out, a, b, d);
-    else bc_forward(OP_DIV, be, out, a, b, &s);
+    else bc_forward(OP_DIV, be, out, a, b, NULL, &s);
 }
 
 /* A reference gradient of one operand, overwriting it when set (zeroed first). */
@@ -482,7 +502,21 @@ static void div_bwd(const ams_backend *be, float *da, float *db, const float *do
         ams_ref_div_backward(be, NULL, db, dout, a, b, d);
 }
 
+/* The product's value plus c (out's shape), in one pass. */
+static void mul_add_fwd(const ams_backend *be, float *out, const float *a, const float *b,
+                        const float *c, const ams_bcast_desc *d) {
+    bshape s;
+    if (collapse(d, &s)) {
+        bc_forward(OP_MULADD, be, out, a, b, c, &s);
+        return;
+    }
+    ams_ref_mul_forward(be, out, a, b, d);
+    int64_t n = 1;
+    for (int k = 0; k < d->ndim; k++) n *= d->out[k];
+    for (int64_t i = 0; i < n; i++) out[i] += c[i];
+}
 void ams_cpu_fill_broadcast(ams_backend *be) {
+    be->mul_add_forward = mul_add_fwd;
     be->add_forward = add_fwd;
     be->add_backward = add_bwd;
     be->mul_forward = mul_fwd;

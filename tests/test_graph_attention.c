@@ -1,6 +1,7 @@
-/* test_graph_pool_sum.c - the pool of a sum (graph_plan.c plan_pool_sum, graph_exec.c, the
- * global_avgpool_add kernels of kernels.h): a global average pool of add(a, b), the add read
- * by nothing else, runs without the sum stored.
+/* test_graph_attention.c - the fusions of the selfie decoder's attention block (graph_plan.c
+ * plan_pool_sum and plan_mul_add, graph_exec.c, kernels.h): a global average pool of add(a,
+ * b), the add read by nothing else, runs without the sum stored; add(mul(a, s), c), the mul
+ * read by nothing else, in one pass without the product stored.
  * - graphs: the selfie decoder's attention block (skip and up from two convs, their sum
  *   pooled -> 1x1 conv -> sigmoid scales skip, + up, 1x1 head, BCE) with odd sizes, channel
  *   counts around the kernels' 16 and 64 blocks, batch > 1, on the cpu backend: the training
@@ -10,7 +11,8 @@
  * - the sum of one tensor with itself (both gradients into one buffer), frozen parameters
  *   (a NULL gradient), and an add with a second reader (not fused);
  * - the kernels: the cpu pair against the reference pool of the stored sum and the add's
- *   backward, bitwise, overwriting and accumulating.
+ *   backward, bitwise, overwriting and accumulating; the product plus a tensor against the
+ *   reference mul then add, bitwise, over broadcast patterns.
  */
 #include <math.h>
 #include <stdint.h>
@@ -75,6 +77,29 @@ static int test_kernels(void) {
         free(a), free(b), free(sum), free(p1), free(p2), free(g), free(ds);
         free(da1), free(db1), free(da2), free(db2);
     }
+    /* the product plus a tensor: a * b broadcast as numpy does (a squeeze-excite's scale, a
+     * scalar, a row, the same shape, a broadcast first operand), then + c */
+    static const int64_t bshapes[][2][4] = {
+        {{2, 9, 11, 16}, {2, 1, 1, 16}}, {{1, 5, 7, 70}, {1, 1, 1, 1}}, {{3, 4, 3, 5}, {1, 1, 3, 5}},
+        {{2, 6, 5, 48}, {2, 6, 5, 48}},  {{1, 1, 1, 24}, {2, 3, 4, 24}}};
+    for (size_t s = 0; s < sizeof bshapes / sizeof bshapes[0]; s++) {
+        ams_bcast_desc bd = {.ndim = 4};
+        size_t na = 1, nb = 1, no = 1;
+        for (int k = 0; k < 4; k++) {
+            bd.a[k] = bshapes[s][0][k], bd.b[k] = bshapes[s][1][k];
+            bd.out[k] = bd.a[k] > bd.b[k] ? bd.a[k] : bd.b[k];
+            na *= (size_t)bd.a[k], nb *= (size_t)bd.b[k], no *= (size_t)bd.out[k];
+        }
+        float *a = rnd(na), *b = rnd(nb), *c = rnd(no), *m = rnd(no), *o1 = rnd(no), *o2 = rnd(no);
+        CHECK(a && b && c && m && o1 && o2);
+        ams_bcast_desc ad = {.ndim = 4};
+        for (int k = 0; k < 4; k++) ad.a[k] = ad.b[k] = ad.out[k] = bd.out[k];
+        ref->mul_forward(ref, m, a, b, &bd);
+        ref->add_forward(ref, o1, m, c, &ad);
+        cpu->mul_add_forward(cpu, o2, a, b, c, &bd);
+        CHECKF(memcmp(o1, o2, no * sizeof *o1) == 0, "product plus a tensor, shape %zu", s);
+        free(a), free(b), free(c), free(m), free(o1), free(o2);
+    }
     ams_backend_free(cpu);
     return 0;
 }
@@ -90,7 +115,7 @@ typedef struct spec {
 
 typedef struct net {
     ams_graph *g;
-    int x, labels, loss, logits, sum, pool, skip, up;
+    int x, labels, loss, logits, sum, pool, skip, up, mul, mskip, se, madd;
 } net;
 
 /* Do the arena values of nodes a and b overlap? */
@@ -127,7 +152,9 @@ static int build(net *t, ams_params *ps, const spec *s, ams_plan_mode mode, int 
     int se = ams_graph_sigmoid(
         g, ams_graph_conv2d(g, t->pool, ams_graph_param(g, ams_params_find(ps, "se/w")),
                             ams_graph_param(g, ams_params_find(ps, "se/b")), &same));
-    int y = ams_graph_add(g, ams_graph_mul(g, skip, se), up);
+    t->se = se, t->mskip = skip;
+    t->mul = ams_graph_mul(g, skip, se);
+    int y = t->madd = ams_graph_add(g, t->mul, up);
     if (s->second) y = ams_graph_add(g, y, t->sum);
     t->logits = ams_graph_conv2d(g, y, ams_graph_param(g, ams_params_find(ps, "head/w")), -1, &same);
     t->labels = ams_graph_labels(g, "labels", s->n, s->h, s->w);
@@ -193,6 +220,10 @@ static int check_block(const spec *s) {
     CHECK(build(&rf, ps, s, AMS_PLAN_TRAIN, 1) == 0);
     CHECKF(fu.g->nodes[fu.pool].pool_sum == (s->second ? -1 : fu.sum), "fusion: %s", spec_str(s));
     CHECK(un.g->nodes[un.pool].pool_sum == -1);
+    CHECKF(fu.g->nodes[fu.madd].mul_add == fu.mul && un.g->nodes[un.madd].mul_add == -1,
+           "product plus a tensor: %s", spec_str(s));
+    CHECKF(!overlap(fu.g, fu.madd, fu.mskip) && !overlap(fu.g, fu.madd, fu.se),
+           "the product-plus-add's output overlaps the product's inputs: %s", spec_str(s));
     /* the pool reads the add's inputs: their memory is not the pool's output */
     CHECKF(!overlap(fu.g, fu.pool, fu.skip) && !overlap(fu.g, fu.pool, fu.up),
            "the pool's output overlaps its inputs: %s", spec_str(s));
@@ -227,6 +258,9 @@ static int check_block(const spec *s) {
     CHECKF(fu.g->nodes[fu.pool].pool_sum < 0 ||
                (!overlap(fu.g, fu.pool, fu.skip) && !overlap(fu.g, fu.pool, fu.up)),
            "the pool's output overlaps its inputs (inference): %s", spec_str(s));
+    CHECKF(!overlap(fu.g, fu.madd, fu.mskip) && !overlap(fu.g, fu.madd, fu.se),
+           "the product-plus-add's output overlaps the product's inputs (inference): %s",
+           spec_str(s));
     CHECK(run(&un, cpu, ps, x, lab, 0) == 0);
     memcpy(o0, ams_graph_value(un.g, un.logits), np * sizeof *o0);
     CHECK(run(&fu, cpu, ps, x, lab, 0) == 0);
