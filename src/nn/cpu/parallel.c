@@ -210,26 +210,6 @@ MULTIVERSION static void gap_fwd_part(float *out, const float *in, int64_t b0, i
         }
     }
 }
-/* din (+)= dout / hw at every pixel; set: din OVERWRITTEN. The quotients once per image,
- * 64 channels at a time (a division per element was most of the loop). */
-MULTIVERSION static void gap_bwd_part(float *din, const float *dout, int64_t b0, int64_t b1, size_t hw,
-                                      int c, int64_t k0, int64_t k1, int set) {
-    for (int64_t b = b0; b < b1; b++) {
-        const float *g = dout + (size_t)b * (size_t)c;
-        for (int64_t k = k0; k < k1; k += 64) {
-            int m = k1 - k < 64 ? (int)(k1 - k) : 64;
-            float q[64];
-            for (int j = 0; j < m; j++) q[j] = g[k + j] / (float)hw;
-            float *dx = din + (size_t)b * hw * (size_t)c + (size_t)k;
-            for (size_t p = 0; p < hw; p++, dx += c) {
-                if (set)
-                    for (int j = 0; j < m; j++) dx[j] = q[j];
-                else
-                    for (int j = 0; j < m; j++) dx[j] += q[j];
-            }
-        }
-    }
-}
 /* gap_fwd_part of a + b, the float sums formed as the pool reads them (bitwise the pool of
  * the stored sum). */
 MULTIVERSION static void gap_add_fwd_part(float *out, const float *a, const float *bb,
@@ -253,7 +233,9 @@ MULTIVERSION static void gap_add_fwd_part(float *out, const float *a, const floa
     }
 }
 /* da, db (+)= dout / hw at every pixel (set_a / set_b: overwritten; NULL: skipped; da == db:
- * one after the other per element, as two backward calls would). */
+ * one after the other per element, as two backward calls would): the pool's backward (db
+ * NULL) and the pool of a sum's. The quotients once per image, 64 channels at a time (a
+ * division per element was most of the loop). */
 MULTIVERSION static void gap_add_bwd_part(float *da, float *db, const float *dout, int64_t b0,
                                           int64_t b1, size_t hw, int c, int64_t k0, int64_t k1,
                                           int set_a, int set_b) {
@@ -303,7 +285,7 @@ static void gap_bwd_any(const ams_backend *be, int set, float *din, const float 
     for (int t = 0; t < nt; t++) {
         int64_t b0, b1, k0, k1;
         gap_split(n, c, t, nt, &b0, &b1, &k0, &k1);
-        gap_bwd_part(din, dout, b0, b1, hw, c, k0, k1, set);
+        gap_add_bwd_part(din, NULL, dout, b0, b1, hw, c, k0, k1, set, 0);
     }
 }
 static void gap_add_fwd(const ams_backend *be, float *out, const float *a, const float *b, int n,
