@@ -275,19 +275,6 @@ static void gap_fwd(const ams_backend *be, float *out, const float *in, int n, i
         gap_fwd_part(out, in, b0, b1, hw, c, k0, k1);
     }
 }
-static void gap_bwd_any(const ams_backend *be, int set, float *din, const float *dout, int n,
-                        int h, int w, int c) {
-    size_t hw = (size_t)h * (size_t)w;
-    if (hw == 0) return;
-    int nt = nthreads(be, (int64_t)n * (int64_t)hw * c);
-    if (n < nt && c < nt) nt = 1;
-    PARALLEL_THREADS
-    for (int t = 0; t < nt; t++) {
-        int64_t b0, b1, k0, k1;
-        gap_split(n, c, t, nt, &b0, &b1, &k0, &k1);
-        gap_add_bwd_part(din, NULL, dout, b0, b1, hw, c, k0, k1, set, 0);
-    }
-}
 static void gap_add_fwd(const ams_backend *be, float *out, const float *a, const float *b, int n,
                         int h, int w, int c) {
     size_t hw = (size_t)h * (size_t)w;
@@ -304,7 +291,7 @@ static void gap_add_bwd(const ams_backend *be, float *da, float *db, const float
                         int h, int w, int c, int set_a, int set_b) {
     size_t hw = (size_t)h * (size_t)w;
     if (hw == 0) return;
-    int nt = nthreads(be, 2 * (int64_t)n * (int64_t)hw * c);
+    int nt = nthreads(be, (db ? 2 : 1) * (int64_t)n * (int64_t)hw * c);
     if (n < nt && c < nt) nt = 1;
     PARALLEL_THREADS
     for (int t = 0; t < nt; t++) {
@@ -314,11 +301,11 @@ static void gap_add_bwd(const ams_backend *be, float *da, float *db, const float
     }
 }
 static void gap_bwd(const ams_backend *be, float *din, const float *dout, int n, int h, int w, int c) {
-    gap_bwd_any(be, 0, din, dout, n, h, w, c);
+    gap_add_bwd(be, din, NULL, dout, n, h, w, c, 0, 0);
 }
 static void gap_bwd_set(const ams_backend *be, float *din, const float *dout, int n, int h, int w,
                         int c) {
-    gap_bwd_any(be, 1, din, dout, n, h, w, c);
+    gap_add_bwd(be, din, NULL, dout, n, h, w, c, 1, 0);
 }
 UNARY(dropout_fwd, ams_ref_dropout_forward,
       (const ams_backend *be, float *out, const float *in, const float *mask, int64_t n),
