@@ -24,6 +24,7 @@
 #include "ams/graph.h"
 #include "ams/rng.h"
 #include "check.h"
+#include "graph_testlib.h"
 #include "nn/graph_internal.h"
 
 static ams_rng rng;
@@ -166,15 +167,7 @@ static double rel_err(const float *a, const float *ref, size_t n) {
 /* Forward (+ backward) of t on be; params' grads zeroed first. */
 static int run(net *t, const ams_backend *be, ams_params *ps, const float *x, const uint8_t *lab,
                int train) {
-    ams_err err;
-    CHECKF(ams_graph_set_input(t->g, t->x, x, &err) == AMS_OK, "%s", err.msg);
-    CHECKF(ams_graph_set_labels(t->g, t->labels, lab, &err) == AMS_OK, "%s", err.msg);
-    CHECKF(ams_graph_forward(t->g, be, &err) == AMS_OK, "%s", err.msg);
-    if (train) {
-        ams_params_zero_grads(ps);
-        CHECKF(ams_graph_backward(t->g, be, t->loss, &err) == AMS_OK, "%s", err.msg);
-    }
-    return 0;
+    return graph_pass(t->g, t->x, t->labels, t->loss, be, ps, x, lab, train);
 }
 
 static int check_block(const spec *s) {
