@@ -215,7 +215,8 @@ static int test_conv_random_shapes(void) {
 
 /* One depthwise descriptor: our data-gradient kernel (conv_dw_bwd.c) called directly,
  * overwriting and accumulating (every stride and dilation it takes, whatever the dispatch
- * picks), then the backend's overwriting entry point with all three gradients: cpu vs ref. */
+ * picks), the backend's overwriting entry point with all three gradients, and the one-pass
+ * backward with every subset of them: cpu vs ref. */
 static int check_dw_backward(const ams_backend *cpu, const ams_conv2d_desc *d) {
     const ams_backend *ref = ams_backend_ref();
     size_t nin = (size_t)d->n * d->h * d->w * d->c, nout = (size_t)d->n * d->oh * d->ow * d->c;
@@ -238,6 +239,24 @@ static int check_dw_backward(const ams_backend *cpu, const ams_conv2d_desc *d) {
     CLOSE(o, z, nin, tol, "depthwise backward_din_set din");
     CLOSE(dw2, dw1, nw, tol, "depthwise backward_din_set dweight");
     CLOSE(db2, db1, (size_t)d->c, tol, "depthwise backward_din_set dbias");
+    /* the whole backward in one pass (conv_dw_bwd.c), called directly: every subset of the
+     * gradients (mask bit 0: din, 1: dweight, 2: dbias), overwriting and accumulating */
+    for (int mask = 1; mask < 16; mask++) {
+        int set = mask >> 3;
+        memcpy(r, g0, nin * sizeof *r), memcpy(a, g0, nin * sizeof *a);
+        if (set && mask & 1) memset(r, 0, nin * sizeof *r);
+        memcpy(dw2, dw1, nw * sizeof *dw2), memcpy(db2, db1, (size_t)d->c * sizeof *db2);
+        float *rw = dup(dw1, nw), *rb = dup(db1, (size_t)d->c);
+        ref->conv2d_backward(ref, mask & 1 ? r : NULL, mask & 2 ? rw : NULL, mask & 4 ? rb : NULL,
+                             dy, x, w, d);
+        int took = ams_cpu_dw_backward(cpu, set, mask & 1 ? a : NULL, mask & 2 ? dw2 : NULL,
+                                       mask & 4 ? db2 : NULL, dy, x, w, d);
+        double e0 = rel_err(a, r, nin), e1 = rel_err(dw2, rw, nw), e2 = rel_err(db2, rb, (size_t)d->c);
+        free(rw), free(rb);
+        CHECKF(took && e0 <= tol && e1 <= tol && e2 <= tol,
+               "one-pass depthwise backward (mask %d, set %d): took %d, din %g dweight %g dbias %g: %s",
+               mask & 7, set, took, e0, e1, e2, desc_str(d));
+    }
     free(x), free(w), free(dy), free(g0), free(r), free(a), free(z), free(o);
     free(dw1), free(dw2), free(db1), free(db2);
     return 0;

@@ -537,6 +537,11 @@ static void conv_backward(const ams_backend *be, int set, float *din, float *dwe
                           const ams_conv2d_desc *d) {
     ams_cpu_state *st = state(be);
     size_t nin = (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c;
+    /* depthwise kernels larger than 3x3 at stride 1: ours, all gradients in one pass over
+     * dout (oneDNN's data gradient is as fast, its weight gradient is a generic kernel) */
+    if (d->kh * d->kw > 9 && d->stride_h == 1 && d->stride_w == 1 && !ams_cpu_conv_small(d) &&
+        ams_cpu_dw_backward(be, set, din, dweight, dbias, dout, in, weight, d))
+        return;
     if (set && din && (ams_cpu_conv_small(d) || !entry(be, d, 0))) {
         memset(din, 0, nin * sizeof *din); /* the accumulating paths below */
         set = 0;
@@ -693,10 +698,8 @@ void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *
 void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
                              const float *dout, const float *in, const float *weight,
                              const ams_conv2d_desc *d) {
-    if (din && ams_cpu_dw_dgrad_ok(d)) { /* ours: conv_dw_bwd.c */
-        ams_cpu_dw_dgrad(be, 0, din, dout, weight, d);
-        din = NULL;
-    }
+    if (!ams_cpu_conv_small(d) && ams_cpu_dw_backward(be, 0, din, dweight, dbias, dout, in, weight, d))
+        return; /* depthwise, ours: conv_dw_bwd.c */
     if (din && !ams_cpu_conv_small(d) && pw_ours(d) && ams_cpu_pw_backward_data(be, 0, din, dout, weight, d))
         din = NULL;
     if (small_backward(be, din, dweight, dbias, dout, in, weight, d)) return;
@@ -706,10 +709,8 @@ void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, 
 void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight,
                                      float *dbias, const float *dout, const float *in,
                                      const float *weight, const ams_conv2d_desc *d) {
-    if (din && ams_cpu_dw_dgrad_ok(d)) { /* ours, overwriting: conv_dw_bwd.c */
-        ams_cpu_dw_dgrad(be, 1, din, dout, weight, d);
-        din = NULL;
-    }
+    if (!ams_cpu_conv_small(d) && ams_cpu_dw_backward(be, 1, din, dweight, dbias, dout, in, weight, d))
+        return; /* depthwise, ours, overwriting: conv_dw_bwd.c */
     if (din) memset(din, 0, (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c * sizeof *din);
     ams_cpu_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
 }

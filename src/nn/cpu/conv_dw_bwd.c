@@ -1,15 +1,21 @@
-/* conv_dw_bwd.c - the data gradient of depthwise convolutions (groups == channels,
- * multiplier 1), NHWC, for the builds without oneDNN (where the alternative is the
- * reference kernel). Each input pixel gathers, per channel vector, its taps
+/* conv_dw_bwd.c - the backward of depthwise convolutions (groups == channels, multiplier 1),
+ * NHWC: the data gradient alone (ams_cpu_dw_dgrad) and all three gradients in one pass over
+ * dout (ams_cpu_dw_backward: per output row its weight and bias sums, then the input rows
+ * that row's dout reaches, while those dout rows are in cache).
+ * Data gradient: each input pixel gathers, per channel vector, its taps
  * dout (oy, ox) * w (ky, kx) in registers and writes its din once (overwritten or
  * accumulated into), so input rows split over threads never share a float; full 3x3 and
  * 5x5 stride-1 rows keep the weights in registers for their interior columns.
  * Rows: any stride and dilation; columns: stride up to MAX_STRIDE with dilation 1, or
  * stride 1 with any dilation.
- * With oneDNN, its jit_dw backward-data stays: measured on the selfie student (batch 8,
- * docs/performance.md), this kernel was at parity or slower in the training step, both
- * being bound by memory traffic (e.g. the stride-2 16-channel conv moves ~20 MB in ~1 ms).
+ * Weight gradient: per thread partial sums (thread 0 sums into dweight itself); 3x3 rows
+ * inside the image sum their nine taps side by side.
+ * With oneDNN the one-pass backward takes kernels larger than 3x3 at stride 1 (5x5 on the
+ * selfie student, 12x16x128 batch 5: 0.27 -> 0.22 ms, one thread); oneDNN's jit_dw keeps
+ * 3x3 and strided convs, where it measured faster (e.g. 3x3 at 96x128x16: 0.89 ms for its
+ * data gradient into scratch, the add and its weight gradient, 1.2 ms for this pass).
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "nn/cpu/cpu_loops.h"
@@ -148,6 +154,198 @@ CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *dout, const 
             }
         }
     }
+}
+
+/* Channel vectors whose sums a depthwise tap keeps at once (registers). */
+#define DW_VECS 8
+
+/* One tap (ky, kx) of one output row: a (c) += x (ox * s + off) * dy (ox) summed over the
+ * columns [ox0, ox1), channels [k0, c): up to DW_VECS channel vectors side by side (one
+ * vector's chain of dependent multiply-adds ran at a quarter of the peak), then the rest. */
+static inline __attribute__((always_inline)) void dw_tap(float *a, const float *xrow,
+                                                         const float *dyrow, int off, int ox0,
+                                                         int ox1, int k0, int c, int stride) {
+    const size_t cs = (size_t)c, xs = (size_t)stride * cs;
+    int k = k0;
+    for (; k + 16 <= c; k += DW_VECS * 16) {
+        int m = (c - k) / 16 < DW_VECS ? (c - k) / 16 : DW_VECS;
+        v16 s[DW_VECS];
+        for (int j = 0; j < DW_VECS; j++) s[j] = (v16){0};
+        const float *xp = xrow + (ptrdiff_t)(ox0 * stride + off) * (ptrdiff_t)cs + k;
+        const float *gp = dyrow + (size_t)ox0 * cs + (size_t)k;
+        if (m == DW_VECS)
+            for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs)
+                for (int j = 0; j < DW_VECS; j++)
+                    s[j] += *(const v16 *)(xp + 16 * j) * *(const v16 *)(gp + 16 * j);
+        else
+            for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs)
+                for (int j = 0; j < m; j++)
+                    s[j] += *(const v16 *)(xp + 16 * j) * *(const v16 *)(gp + 16 * j);
+        for (int j = 0; j < m; j++) *(v16 *)(a + k + 16 * j) += s[j];
+        k += (m - DW_VECS) * 16; /* a short block ends the vectors */
+    }
+    for (; k < c; k++) {
+        float s = 0;
+        const float *xp = xrow + (ptrdiff_t)(ox0 * stride + off) * (ptrdiff_t)cs + k;
+        const float *gp = dyrow + (size_t)ox0 * cs + (size_t)k;
+        for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs) s += *xp * *gp;
+        a[k] += s;
+    }
+}
+
+/* The interior of a 3x3 undilated row (all three input rows inside, columns [ox0, ox1) whose
+ * taps are all inside): the nine taps of a 16-channel vector summed side by side, one load
+ * of dy per pixel (the taps one at a time chained their sums: few channels, one vector). */
+static inline __attribute__((always_inline)) void dw_interior3_wgrad(
+    float *acc, const float *const *xrow, const float *dyrow, int off, int ox0, int ox1, int c16,
+    int c, int stride) {
+    const size_t cs = (size_t)c, xs = (size_t)stride * cs;
+    for (int k = 0; k < c16; k += 16) {
+        v16 s[3][3];
+        for (int j = 0; j < 3; j++) s[j][0] = s[j][1] = s[j][2] = (v16){0};
+        const float *gp = dyrow + (size_t)ox0 * cs + (size_t)k;
+        size_t xo = (size_t)(ox0 * stride + off) * cs + (size_t)k;
+        for (int ox = ox0; ox < ox1; ox++, gp += cs, xo += xs) {
+            v16 g = *(const v16 *)gp;
+            for (int j = 0; j < 3; j++)
+                for (int t = 0; t < 3; t++) s[j][t] += *(const v16 *)(xrow[j] + xo + t * cs) * g;
+        }
+        for (int j = 0; j < 3; j++)
+            for (int t = 0; t < 3; t++) *(v16 *)(acc + (size_t)(j * 3 + t) * cs + k) += s[j][t];
+    }
+}
+
+/* The weight gradient: acc (kh, kw, c) += the taps of output rows [r0, r1) (a row = (image,
+ * oy)); 3x3 undilated rows inside the image by dw_interior3_wgrad, the rest tap by tap. */
+CPU_MULTIVERSION static void dw_wgrad_rows(float *acc, const float *x, const float *dy, int64_t r0,
+                                           int64_t r1, const ams_conv2d_desc *d) {
+    const int c = d->c, sw = d->stride_w, c16 = c & ~15;
+    const size_t cs = (size_t)c;
+    const int three = d->kh == 3 && d->kw == 3 && d->dil_h == 1 && d->dil_w == 1 && c16 > 0;
+    /* columns whose three taps are all inside: ox * sw - pad_l >= 0, ox * sw - pad_l + 2 < w */
+    int f0 = (d->pad_l + sw - 1) / sw, f1 = d->w - 3 + d->pad_l < 0 ? 0 : (d->w - 3 + d->pad_l) / sw + 1;
+    if (f1 > d->ow) f1 = d->ow;
+    for (int64_t r = r0; r < r1; r++) {
+        int b = (int)(r / d->oh), oy = (int)(r % d->oh);
+        const float *dyrow = dy + (size_t)r * (size_t)d->ow * cs;
+        const float *xrows[MAX_KH];
+        int inside = 1;
+        for (int ky = 0; ky < d->kh; ky++) {
+            int iy = oy * d->stride_h - d->pad_t + ky * d->dil_h;
+            xrows[ky] = iy < 0 || iy >= d->h ? NULL
+                        : x + ((size_t)b * (size_t)d->h + (size_t)iy) * (size_t)d->w * cs;
+            inside &= xrows[ky] != NULL;
+        }
+        int fast = three && inside && f1 > f0; /* columns [f0, f1) of channels [0, c16) done */
+        if (fast) dw_interior3_wgrad(acc, xrows, dyrow, -d->pad_l, f0, f1, c16, c, sw);
+        for (int ky = 0; ky < d->kh; ky++) {
+            if (!xrows[ky]) continue;
+            for (int kx = 0; kx < d->kw; kx++) {
+                /* output columns whose tap kx lands inside the row */
+                int off = kx * d->dil_w - d->pad_l;
+                int ox0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                int ox1 = d->w - 1 - off < 0 ? 0 : (d->w - 1 - off) / sw + 1;
+                if (ox1 > d->ow) ox1 = d->ow;
+                if (ox0 >= ox1) continue;
+                float *a = acc + ((size_t)ky * (size_t)d->kw + (size_t)kx) * cs;
+                if (!fast) {
+                    dw_tap(a, xrows[ky], dyrow, off, ox0, ox1, 0, c, sw);
+                    continue;
+                }
+                /* the interior's columns of [ox0, ox1) are done for the vector channels */
+                if (ox0 < f0) dw_tap(a, xrows[ky], dyrow, off, ox0, f0 < ox1 ? f0 : ox1, 0, c, sw);
+                if (f1 < ox1) dw_tap(a, xrows[ky], dyrow, off, f1 > ox0 ? f1 : ox0, ox1, 0, c, sw);
+                if (c16 < c) {
+                    int m0 = ox0 > f0 ? ox0 : f0, m1 = ox1 < f1 ? ox1 : f1;
+                    if (m1 > m0) dw_tap(a, xrows[ky], dyrow, off, m0, m1, c16, c, sw);
+                }
+            }
+        }
+    }
+}
+
+/* The bias gradient: bacc (c) += output rows [r0, r1) summed over their columns, 16-channel
+ * vectors in registers (two sums side by side), the rest one channel at a time. */
+CPU_MULTIVERSION static void bias_rows(float *bacc, const float *dy, int64_t r0, int64_t r1,
+                                       int ow, int c) {
+    const size_t cs = (size_t)c;
+    const int64_t np = (r1 - r0) * ow;
+    const float *g = dy + (size_t)r0 * (size_t)ow * cs;
+    int k = 0;
+    for (; k + 16 <= c; k += 16) {
+        v16 s0 = {0}, s1 = {0};
+        int64_t p = 0;
+        for (; p + 2 <= np; p += 2) {
+            s0 += *(const v16 *)(g + (size_t)p * cs + k);
+            s1 += *(const v16 *)(g + (size_t)(p + 1) * cs + k);
+        }
+        if (p < np) s0 += *(const v16 *)(g + (size_t)p * cs + k);
+        *(v16 *)(bacc + k) += s0 + s1;
+    }
+    for (; k < c; k++) {
+        float s = 0;
+        for (int64_t p = 0; p < np; p++) s += g[(size_t)p * cs + k];
+        bacc[k] += s;
+    }
+}
+
+/* Output rows [u0, u1) (a unit = (image, oy)) of the whole backward: the weight and bias
+ * gradients of row oy, then the data gradient of the input rows [oy * s, (oy + 1) * s)
+ * (the last row of an image takes the rest): the dout rows they read are the ones just
+ * summed, still in cache, so dout, x and din each cross memory once. */
+static void dw_units(float *din, float *acc, float *bacc, const float *dout, const float *x,
+                     const float *weight, const ams_conv2d_desc *d, int64_t u0, int64_t u1,
+                     int set) {
+    const int s = d->stride_h;
+    for (int64_t u = u0; u < u1; u++) {
+        if (acc) dw_wgrad_rows(acc, x, dout, u, u + 1, d);
+        if (bacc) bias_rows(bacc, dout, u, u + 1, d->ow, d->c);
+        if (!din) continue;
+        int64_t b = u / d->oh;
+        int oy = (int)(u % d->oh);
+        int lo = oy * s < d->h ? oy * s : d->h;
+        int hi = oy == d->oh - 1 ? d->h : ((oy + 1) * s < d->h ? (oy + 1) * s : d->h);
+        if (hi > lo) dw_dgrad_rows(din, dout, weight, d, b * d->h + lo, b * d->h + hi, set);
+    }
+}
+
+int ams_cpu_dw_backward(const ams_backend *be, int set, float *din, float *dweight, float *dbias,
+                        const float *dout, const float *x, const float *weight,
+                        const ams_conv2d_desc *d) {
+    ams_cpu_state *st = (ams_cpu_state *)be->state;
+    if (d->groups != d->c || d->oc != d->c || d->c <= 0 || d->n <= 0 || d->oh <= 0 ||
+        d->ow <= 0 || d->h <= 0 || d->w <= 0 || d->kh > MAX_KH ||
+        (din && !ams_cpu_dw_dgrad_ok(d)))
+        return 0;
+    const int64_t units = (int64_t)d->n * d->oh;
+    const size_t nw = dweight ? (size_t)d->kh * (size_t)d->kw * (size_t)d->c : 0;
+    const size_t nb = dbias ? (size_t)d->c : 0;
+    int64_t work = (int64_t)d->n * d->oh * d->ow * d->c * d->kh * d->kw / 8;
+    int nt = cpu_threads_for(be, work * ((din != NULL) + (dweight != NULL)));
+    if (nt > units) nt = (int)units;
+    /* thread 0 sums into dweight and dbias, the others into zeroed partials added at the end */
+    size_t per = (nw + nb + 15) & ~(size_t)15;
+    if (nt > 1 && per && !ams_cpu_part_reserve(st, (size_t)(nt - 1) * per)) nt = 1;
+    float *part = st->part;
+    CPU_PARALLEL_FOR
+    for (int t = 0; t < nt; t++) {
+        int64_t lo, hi;
+        cpu_split(units, t, nt, &lo, &hi);
+        float *acc = dweight, *bacc = dbias;
+        if (t > 0 && per) {
+            float *p = part + (size_t)(t - 1) * per;
+            memset(p, 0, (nw + nb) * sizeof *p);
+            acc = dweight ? p : NULL;
+            bacc = dbias ? p + nw : NULL;
+        }
+        dw_units(din, acc, bacc, dout, x, weight, d, lo, hi, set);
+    }
+    for (int t = 1; t < nt && per; t++) {
+        const float *p = part + (size_t)(t - 1) * per;
+        for (size_t i = 0; i < nw; i++) dweight[i] += p[i];
+        for (size_t i = 0; i < nb; i++) dbias[i] += p[nw + i];
+    }
+    return 1;
 }
 
 void ams_cpu_dw_dgrad(const ams_backend *be, int set, float *din, const float *dout,

@@ -1,11 +1,11 @@
 /* conv_wgrad.c - weight gradients of the two convolution kinds small mobile networks are
  * made of, where oneDNN 2.6 is slow on NHWC data (measured on the selfie student, batch 8:
  * its jit_1x1 backward-weights ran at 1.5-5 GFLOP/s, its 5x5 depthwise backward-weights is
- * the generic jit kernel): pointwise (1x1, stride 1, no padding, one group) and depthwise
- * (groups == channels, multiplier 1, any kernel, stride, dilation, padding; with oneDNN
- * only kernels larger than 3x3, whose jit_dw kernel is as fast as ours).
- * Both reduce over pixels: each thread sums its slice of pixels into its own partial
- * gradient (float, in blocks), the partials are added into dweight at the end.
+ * the generic jit kernel): pointwise (1x1, stride 1, no padding, one group) here, and
+ * depthwise (groups == channels, multiplier 1; with oneDNN only kernels larger than 3x3,
+ * whose jit_dw kernel is as fast as ours) by conv_dw_bwd.c.
+ * The pointwise sums reduce over pixels: each thread sums its slice of pixels into its own
+ * partial gradient (float, in blocks), the partials are added into dweight at the end.
  */
 #include <string.h>
 
@@ -82,62 +82,6 @@ CPU_MULTIVERSION static void add_to(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
-/* Channel vectors whose sums a depthwise tap keeps at once (registers). */
-#define DW_VECS 8
-
-/* Depthwise: acc (kh, kw, c) += the taps of output rows [r0, r1) (a row = (image, oy)). */
-CPU_MULTIVERSION static void dw_rows(float *acc, const float *x, const float *dy, int64_t r0,
-                                     int64_t r1, const ams_conv2d_desc *d) {
-    const int c = d->c;
-    const size_t cs = (size_t)c;
-    for (int64_t r = r0; r < r1; r++) {
-        int b = (int)(r / d->oh), oy = (int)(r % d->oh);
-        const float *dyrow = dy + (size_t)r * (size_t)d->ow * cs;
-        for (int ky = 0; ky < d->kh; ky++) {
-            int iy = oy * d->stride_h - d->pad_t + ky * d->dil_h;
-            if (iy < 0 || iy >= d->h) continue;
-            const float *xrow = x + ((size_t)b * (size_t)d->h + (size_t)iy) * (size_t)d->w * cs;
-            for (int kx = 0; kx < d->kw; kx++) {
-                /* output columns whose tap kx lands inside the row */
-                int off = kx * d->dil_w - d->pad_l;
-                int ox0 = off >= 0 ? 0 : (-off + d->stride_w - 1) / d->stride_w;
-                int ox1 = d->w - 1 - off < 0 ? 0 : (d->w - 1 - off) / d->stride_w + 1;
-                if (ox1 > d->ow) ox1 = d->ow;
-                if (ox0 >= ox1) continue;
-                float *a = acc + ((size_t)ky * (size_t)d->kw + (size_t)kx) * cs;
-                size_t xs = (size_t)d->stride_w * cs;
-                int k = 0;
-                /* up to DW_VECS channel vectors side by side: as many independent sums (one
-                 * vector's chain of dependent multiply-adds ran at a quarter of the peak) */
-                for (; k + 16 <= c; k += DW_VECS * 16) {
-                    int m = (c - k) / 16 < DW_VECS ? (c - k) / 16 : DW_VECS;
-                    v16 s[DW_VECS];
-                    for (int j = 0; j < DW_VECS; j++) s[j] = (v16){0};
-                    const float *xp = xrow + (size_t)(ox0 * d->stride_w + off) * cs + (size_t)k;
-                    const float *gp = dyrow + (size_t)ox0 * cs + (size_t)k;
-                    if (m == DW_VECS)
-                        for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs)
-                            for (int j = 0; j < DW_VECS; j++)
-                                s[j] += *(const v16 *)(xp + 16 * j) * *(const v16 *)(gp + 16 * j);
-                    else
-                        for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs)
-                            for (int j = 0; j < m; j++)
-                                s[j] += *(const v16 *)(xp + 16 * j) * *(const v16 *)(gp + 16 * j);
-                    for (int j = 0; j < m; j++) *(v16 *)(a + k + 16 * j) += s[j];
-                }
-                k = c / 16 * 16;
-                for (; k < c; k++) {
-                    float s = 0;
-                    const float *xp = xrow + (size_t)(ox0 * d->stride_w + off) * cs + (size_t)k;
-                    const float *gp = dyrow + (size_t)ox0 * cs + (size_t)k;
-                    for (int ox = ox0; ox < ox1; ox++, xp += xs, gp += cs) s += *xp * *gp;
-                    a[k] += s;
-                }
-            }
-        }
-    }
-}
-
 /* The pointwise weight gradient by conv_pointwise.c's register tiles (2-3x pw_slice's
  * 8 x 16 tiles on the selfie's 24-128 channels: more sums per broadcast, no copies of
  * ragged tiles): one thread accumulates straight into dweight, more each into a zeroed
@@ -177,15 +121,11 @@ int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, cons
     int64_t pixels = (int64_t)d->n * d->oh * d->ow;
     if (pointwise && ams_cpu_pw_available()) /* our AVX-512 tiles: conv_pointwise.c */
         return pw_avx512(be, dweight, dbias, x, dy, pixels, d->c, d->oc);
-    if (dbias && !pointwise) { /* before the partials below: it uses the same scratch */
-        ams_cpu_bias_grad(be, dbias, dy, pixels, d->oc);
-        dbias = NULL;
-    }
-    size_t nw = (size_t)d->kh * (size_t)d->kw * (size_t)(d->c / d->groups) * (size_t)d->oc;
-    int64_t work = pixels * (int64_t)nw / (depthwise ? 1 : 8) / 8;
-    int nt = cpu_threads_for(be, work);
-    int64_t units = depthwise ? (int64_t)d->n * d->oh : pixels; /* output rows or pixels */
-    if (nt > units) nt = units > 0 ? (int)units : 1;
+    if (depthwise) /* conv_dw_bwd.c, with the bias gradient in the same pass */
+        return ams_cpu_dw_backward(be, 0, NULL, dweight, dbias, dy, x, NULL, d);
+    size_t nw = (size_t)d->c * (size_t)d->oc;
+    int nt = cpu_threads_for(be, pixels * (int64_t)nw / 64);
+    if (nt > pixels) nt = pixels > 0 ? (int)pixels : 1;
     /* per thread: its partial (and the bias gradient's), 64-byte aligned */
     size_t per = (nw + (dbias ? (size_t)d->oc : 0) + 15) & ~(size_t)15;
     if (!ams_cpu_part_reserve(st, (size_t)nt * per)) return 0;
@@ -193,14 +133,9 @@ int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, cons
     CPU_PARALLEL_FOR
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
-        cpu_split(units, t, nt, &lo, &hi);
+        cpu_split(pixels, t, nt, &lo, &hi);
         float *p = part + (size_t)t * per;
-        if (pointwise) {
-            pw_slice(p, dbias ? p + nw : NULL, x, dy, lo, hi, d->c, d->oc);
-        } else {
-            memset(p, 0, nw * sizeof *p);
-            dw_rows(p, x, dy, lo, hi, d);
-        }
+        pw_slice(p, dbias ? p + nw : NULL, x, dy, lo, hi, d->c, d->oc);
     }
     for (int t = 0; t < nt; t++) {
         add_to(dweight, part + (size_t)t * per, nw);

@@ -62,6 +62,13 @@ int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, cons
 int ams_cpu_dw_dgrad_ok(const ams_conv2d_desc *d);
 void ams_cpu_dw_dgrad(const ams_backend *be, int set, float *din, const float *dout,
                       const float *weight, const ams_conv2d_desc *d);
+/* The whole backward of a depthwise conv (multiplier 1) in one pass over dout (conv_dw_bwd.c):
+ * din overwritten (set) or accumulated into, dweight and dbias accumulated into; each may be
+ * NULL (weight may be NULL without din). Returns 0, nothing written, when d is not depthwise
+ * or din is asked for a d that ams_cpu_dw_dgrad_ok refuses. */
+int ams_cpu_dw_backward(const ams_backend *be, int set, float *din, float *dweight, float *dbias,
+                        const float *dout, const float *x, const float *weight,
+                        const ams_conv2d_desc *d);
 /* Transposed convolutions whose windows tile the output (conv_transpose_tiled.c):
  * ams_cpu_conv_tiled says whether d is one (stride == kernel, unpadded, undilated, one
  * group, exact tiling); backward (set: din overwritten, else accumulated into) returns 0
