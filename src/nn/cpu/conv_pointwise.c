@@ -237,11 +237,32 @@ WG_TILES(wtiles4, 6, 4)
  * floats, stays in cache while every tile sweeps it). */
 #define WG_PIX 256
 
-static AVX512 void wgrad_slice(float *acc, const float *x, const float *dy, int64_t p0,
-                               int64_t p1, int c, int oc) {
+/* bacc (oc) += the column sums of np pixels of g (row stride oc): four sums side by side. */
+static AVX512 void colsums(float *bacc, const float *g, int64_t np, int oc) {
+    for (int col = 0; col < oc; col += 16) {
+        __mmask16 m = oc - col >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (oc - col)) - 1u);
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        const float *gp = g + col;
+        int64_t p = 0;
+        for (; p + 4 <= np; p += 4, gp += 4 * (int64_t)oc) {
+            s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m, gp));
+            s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(m, gp + oc));
+            s2 = _mm512_add_ps(s2, _mm512_maskz_loadu_ps(m, gp + 2 * (int64_t)oc));
+            s3 = _mm512_add_ps(s3, _mm512_maskz_loadu_ps(m, gp + 3 * (int64_t)oc));
+        }
+        for (; p < np; p++, gp += oc) s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m, gp));
+        __m512 s = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+        _mm512_mask_storeu_ps(bacc + col, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, bacc + col), s));
+    }
+}
+
+static AVX512 void wgrad_slice(float *acc, float *bacc, const float *x, const float *dy,
+                               int64_t p0, int64_t p1, int c, int oc) {
     for (int64_t b0 = p0; b0 < p1; b0 += WG_PIX) {
         int64_t np = p1 - b0 < WG_PIX ? p1 - b0 : WG_PIX;
         const float *xb = x + b0 * c, *gb = dy + b0 * oc;
+        /* the bias gradient from the block of dy the tiles below read again from cache */
+        if (bacc) colsums(bacc, gb, np, oc);
         for (int col = 0; col < oc; col += PANEL) {
             int width = oc - col < PANEL ? oc - col : PANEL;
             int nb = (width + 15) / 16, tail = width - (nb - 1) * 16;
@@ -256,9 +277,9 @@ static AVX512 void wgrad_slice(float *acc, const float *x, const float *dy, int6
     }
 }
 
-void ams_cpu_pw_wgrad(float *acc, const float *x, const float *dy, int64_t p0, int64_t p1, int c,
-                      int oc) {
-    wgrad_slice(acc, x, dy, p0, p1, c, oc);
+void ams_cpu_pw_wgrad(float *acc, float *bacc, const float *x, const float *dy, int64_t p0,
+                      int64_t p1, int c, int oc) {
+    wgrad_slice(acc, bacc, x, dy, p0, p1, c, oc);
 }
 
 /* Packs B (k, n), element (q, j) at b[q*bs_q + j*bs_j], into PANEL-wide panels whose
@@ -340,8 +361,8 @@ int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const f
     (void)be, (void)set, (void)din, (void)dout, (void)weight, (void)d;
     return 0;
 }
-void ams_cpu_pw_wgrad(float *acc, const float *x, const float *dy, int64_t p0, int64_t p1, int c,
-                      int oc) {
-    (void)acc, (void)x, (void)dy, (void)p0, (void)p1, (void)c, (void)oc;
+void ams_cpu_pw_wgrad(float *acc, float *bacc, const float *x, const float *dy, int64_t p0,
+                      int64_t p1, int c, int oc) {
+    (void)acc, (void)bacc, (void)x, (void)dy, (void)p0, (void)p1, (void)c, (void)oc;
 }
 #endif

@@ -84,13 +84,14 @@ CPU_MULTIVERSION static void add_to(float *dst, const float *src, size_t n) {
 
 /* The pointwise weight gradient by conv_pointwise.c's register tiles (2-3x pw_slice's
  * 8 x 16 tiles on the selfie's 24-128 channels: more sums per broadcast, no copies of
- * ragged tiles): one thread accumulates straight into dweight, more each into a zeroed
- * partial added at the end; the bias gradient is a column sum of its own. */
+ * ragged tiles), the bias gradient summed from the same blocks of dy while they are in
+ * cache: one thread accumulates straight into dweight and dbias, more each into a zeroed
+ * partial added at the end. */
 static int pw_avx512(const ams_backend *be, float *dweight, float *dbias, const float *x,
                      const float *dy, int64_t pixels, int c, int oc) {
     ams_cpu_state *st = (ams_cpu_state *)be->state;
-    if (dbias) ams_cpu_bias_grad(be, dbias, dy, pixels, oc); /* before: it uses st->part */
-    size_t nw = (size_t)c * (size_t)oc, per = (nw + 15) & ~(size_t)15;
+    size_t nw = (size_t)c * (size_t)oc, nb = dbias ? (size_t)oc : 0;
+    size_t per = (nw + nb + 15) & ~(size_t)15;
     int nt = cpu_threads_for(be, pixels * (int64_t)nw / 64);
     if (nt > pixels) nt = pixels > 0 ? (int)pixels : 1;
     if (nt > 1 && !ams_cpu_part_reserve(st, (size_t)(nt - 1) * per)) nt = 1;
@@ -99,11 +100,18 @@ static int pw_avx512(const ams_backend *be, float *dweight, float *dbias, const 
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
         cpu_split(pixels, t, nt, &lo, &hi);
-        float *acc = t == 0 ? dweight : part + (size_t)(t - 1) * per;
-        if (t > 0) memset(acc, 0, nw * sizeof *acc);
-        ams_cpu_pw_wgrad(acc, x, dy, lo, hi, c, oc);
+        float *acc = dweight, *bacc = dbias;
+        if (t > 0) {
+            acc = part + (size_t)(t - 1) * per;
+            memset(acc, 0, (nw + nb) * sizeof *acc);
+            bacc = dbias ? acc + nw : NULL;
+        }
+        ams_cpu_pw_wgrad(acc, bacc, x, dy, lo, hi, c, oc);
     }
-    for (int t = 1; t < nt; t++) add_to(dweight, part + (size_t)(t - 1) * per, nw);
+    for (int t = 1; t < nt; t++) {
+        add_to(dweight, part + (size_t)(t - 1) * per, nw);
+        if (dbias) add_to(dbias, part + (size_t)(t - 1) * per + nw, nb);
+    }
     return 1;
 }
 

@@ -91,10 +91,11 @@ int ams_cpu_pw_forward(const ams_backend *be, float *out, const float *in, const
                        const float *addend);
 int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const float *dout,
                              const float *weight, const ams_conv2d_desc *d);
-/* acc (c, oc) += x (p, c)^T . dy (p, oc) over pixels [p0, p1): the pointwise weight gradient
+/* acc (c, oc) += x (p, c)^T . dy (p, oc) over pixels [p0, p1): the pointwise weight gradient,
+ * and bacc (oc; NULL: none) += the column sums of dy (the bias gradient) in the same pass
  * (only where ams_cpu_pw_available). */
-void ams_cpu_pw_wgrad(float *acc, const float *x, const float *dy, int64_t p0, int64_t p1, int c,
-                      int oc);
+void ams_cpu_pw_wgrad(float *acc, float *bacc, const float *x, const float *dy, int64_t p0,
+                      int64_t p1, int c, int oc);
 /* Pointwise convolutions too small for a oneDNN call (conv_small.c), on the calling thread. */
 int ams_cpu_conv_small(const ams_conv2d_desc *d);
 void ams_cpu_conv_small_forward(float *out, const float *in, const float *weight,
