@@ -107,6 +107,10 @@ struct ams_graph {
     ams_graph_prof *prof;   /* NULL: profiling off (the executor checks nothing else) */
 };
 
+/* Exact rewrites that move work to fewer pixels (graph_rewrite.c): made by the first
+ * ams_graph_plan unless fusion is off, and kept (later plans see the rewritten graph). */
+void ams_graph_rewrite(ams_graph *g);
+
 /* Monotonic seconds, for the profile (graph_profile.c). */
 double ams_graph_prof_now(void);
 

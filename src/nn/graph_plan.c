@@ -404,6 +404,7 @@ ams_status ams_graph_plan(ams_graph *g, ams_plan_mode mode, ams_err *err) {
     AMS_TRY(ams_graph_error(g, err));
     AMS_FAIL_IF(!g->params->values && g->params->count, err, AMS_E_INVAL,
                 "graph planned before its parameters were allocated");
+    if (!g->no_fusion) ams_graph_rewrite(g);
     const int n = g->count;
     const long inf = 4L * n + 8;
     g->mode = mode;

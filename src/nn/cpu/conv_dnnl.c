@@ -20,9 +20,8 @@ static int small_backward(const ams_backend *be, float *din, float *dweight, flo
                           const float *dout, const float *in, const float *weight,
                           const ams_conv2d_desc *d) {
     if (!ams_cpu_conv_small(d)) return 0;
-    if (dweight) {
-        if (!ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) return 0;
-    } else if (dbias) {
+    if ((dweight || dbias) && !ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) {
+        if (dweight) return 0;
         ams_cpu_bias_grad(be, dbias, dout, (int64_t)d->n * d->oh * d->ow, d->oc);
     }
     if (din) ams_cpu_conv_small_backward_data(din, dout, weight, d);
@@ -554,7 +553,8 @@ static void conv_backward(const ams_backend *be, int set, float *din, float *dwe
         return;
     }
     /* our weight gradient takes the bias gradient along (one pass over dout) */
-    if (dweight && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) dweight = dbias = NULL;
+    if ((dweight || dbias) && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d))
+        dweight = dbias = NULL;
     if (dbias) ams_cpu_bias_grad(be, dbias, dout, opix, d->oc);
     if (din && pw_ours(be, d, d->c) && ams_cpu_pw_backward_data(be, set, din, dout, weight, d)) din = NULL;
     if (din) {
@@ -703,7 +703,8 @@ void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, 
     if (din && !ams_cpu_conv_small(d) && pw_ours(d) && ams_cpu_pw_backward_data(be, 0, din, dout, weight, d))
         din = NULL;
     if (small_backward(be, din, dweight, dbias, dout, in, weight, d)) return;
-    if (dweight && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d)) dweight = dbias = NULL;
+    if ((dweight || dbias) && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d))
+        dweight = dbias = NULL;
     ams_ref_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
 }
 void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight,

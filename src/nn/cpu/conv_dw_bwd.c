@@ -320,8 +320,10 @@ int ams_cpu_dw_backward(const ams_backend *be, int set, float *din, float *dweig
     const int64_t units = (int64_t)d->n * d->oh;
     const size_t nw = dweight ? (size_t)d->kh * (size_t)d->kw * (size_t)d->c : 0;
     const size_t nb = dbias ? (size_t)d->c : 0;
-    int64_t work = (int64_t)d->n * d->oh * d->ow * d->c * d->kh * d->kw / 8;
-    int nt = cpu_threads_for(be, work * ((din != NULL) + (dweight != NULL)));
+    /* the same threads and rows whichever gradients are asked for: a frozen filter or input
+     * leaves the others' bits as they are */
+    int64_t work = (int64_t)d->n * d->oh * d->ow * d->c * d->kh * d->kw / 4;
+    int nt = cpu_threads_for(be, work);
     if (nt > units) nt = (int)units;
     /* thread 0 sums into dweight and dbias, the others into zeroed partials added at the end */
     size_t per = (nw + nb + 15) & ~(size_t)15;

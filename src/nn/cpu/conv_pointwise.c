@@ -263,6 +263,7 @@ static AVX512 void wgrad_slice(float *acc, float *bacc, const float *x, const fl
         const float *xb = x + b0 * c, *gb = dy + b0 * oc;
         /* the bias gradient from the block of dy the tiles below read again from cache */
         if (bacc) colsums(bacc, gb, np, oc);
+        if (!acc) continue;
         for (int col = 0; col < oc; col += PANEL) {
             int width = oc - col < PANEL ? oc - col : PANEL;
             int nb = (width + 15) / 16, tail = width - (nb - 1) * 16;

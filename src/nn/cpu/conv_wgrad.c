@@ -90,9 +90,11 @@ CPU_MULTIVERSION static void add_to(float *dst, const float *src, size_t n) {
 static int pw_avx512(const ams_backend *be, float *dweight, float *dbias, const float *x,
                      const float *dy, int64_t pixels, int c, int oc) {
     ams_cpu_state *st = (ams_cpu_state *)be->state;
-    size_t nw = (size_t)c * (size_t)oc, nb = dbias ? (size_t)oc : 0;
+    /* the same threads and pixel slices with or without dweight: the bias gradient's sums
+     * are the same bits either way (a frozen filter changes nothing else) */
+    size_t nw = dweight ? (size_t)c * (size_t)oc : 0, nb = dbias ? (size_t)oc : 0;
     size_t per = (nw + nb + 15) & ~(size_t)15;
-    int nt = cpu_threads_for(be, pixels * (int64_t)nw / 64);
+    int nt = cpu_threads_for(be, pixels * (int64_t)c * oc / 64);
     if (nt > pixels) nt = pixels > 0 ? (int)pixels : 1;
     if (nt > 1 && !ams_cpu_part_reserve(st, (size_t)(nt - 1) * per)) nt = 1;
     float *part = st->part;
@@ -102,14 +104,15 @@ static int pw_avx512(const ams_backend *be, float *dweight, float *dbias, const 
         cpu_split(pixels, t, nt, &lo, &hi);
         float *acc = dweight, *bacc = dbias;
         if (t > 0) {
-            acc = part + (size_t)(t - 1) * per;
-            memset(acc, 0, (nw + nb) * sizeof *acc);
-            bacc = dbias ? acc + nw : NULL;
+            float *p = part + (size_t)(t - 1) * per;
+            memset(p, 0, (nw + nb) * sizeof *p);
+            acc = dweight ? p : NULL;
+            bacc = dbias ? p + nw : NULL;
         }
         ams_cpu_pw_wgrad(acc, bacc, x, dy, lo, hi, c, oc);
     }
     for (int t = 1; t < nt; t++) {
-        add_to(dweight, part + (size_t)(t - 1) * per, nw);
+        if (dweight) add_to(dweight, part + (size_t)(t - 1) * per, nw);
         if (dbias) add_to(dbias, part + (size_t)(t - 1) * per + nw, nb);
     }
     return 1;
@@ -131,6 +134,11 @@ int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, cons
         return pw_avx512(be, dweight, dbias, x, dy, pixels, d->c, d->oc);
     if (depthwise) /* conv_dw_bwd.c, with the bias gradient in the same pass */
         return ams_cpu_dw_backward(be, 0, NULL, dweight, dbias, dy, x, NULL, d);
+    if (!dweight) return 0;
+    if (dbias) { /* as the callers' bias-only path: the same bits with a frozen filter */
+        ams_cpu_bias_grad(be, dbias, dy, pixels, d->oc);
+        dbias = NULL;
+    }
     size_t nw = (size_t)d->c * (size_t)d->oc;
     int nt = cpu_threads_for(be, pixels * (int64_t)nw / 64);
     if (nt > pixels) nt = pixels > 0 ? (int)pixels : 1;

@@ -48,10 +48,10 @@ void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float 
 void ams_cpu_conv2d_transpose_backward_din_set(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
 void ams_cpu_conv_cache_free(ams_cpu_state *st);
 /* dweight += the weight gradient of the forward conv d with input x and output gradient dy,
- * and dbias (oc; NULL: none) += its bias gradient (pointwise: in the same pass over dy),
- * for pointwise (1x1, stride 1, unpadded, one group) and depthwise (multiplier 1; with
- * oneDNN larger than 3x3) convs; returns 0 (nothing done) for any other conv
- * (conv_wgrad.c). */
+ * and dbias (oc) += its bias gradient (each NULL: not asked for), for pointwise (1x1,
+ * stride 1, unpadded, one group) and depthwise (multiplier 1; with oneDNN larger than 3x3)
+ * convs, the bias gradient the same bits with or without dweight; returns 0 (nothing done)
+ * for any other conv, or a bias alone it leaves to ams_cpu_bias_grad (conv_wgrad.c). */
 int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, const float *x,
                        const float *dy, const ams_conv2d_desc *d);
 
