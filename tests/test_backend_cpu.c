@@ -274,6 +274,10 @@ static int test_depthwise_backward(void) {
         make_desc(2, 11, 15, 96, 96, 5, 5, 2, 2, 1, 1, 96, 1, 0, 0, 0, 0),
         make_desc(2, 6, 8, 128, 128, 5, 5, 1, 1, 1, 1, 128, 1, 0, 0, 0, 0),
         make_desc(1, 9, 9, 24, 24, 3, 3, 1, 1, 2, 2, 24, 1, 0, 0, 0, 0), /* dilated */
+        /* 16 + 8 lanes and a scalar rest; 5x5 with 8 lanes; wide rows */
+        make_desc(2, 7, 10, 27, 27, 3, 3, 1, 1, 1, 1, 27, 1, 0, 0, 0, 0),
+        make_desc(2, 9, 11, 40, 40, 5, 5, 1, 1, 1, 1, 40, 1, 0, 0, 0, 0),
+        make_desc(1, 5, 70, 16, 16, 3, 3, 1, 1, 1, 1, 16, 1, 0, 0, 0, 0),
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && !rc; i++) rc = check_dw_backward(cpu, &fixed[i]);

@@ -536,9 +536,11 @@ static void conv_backward(const ams_backend *be, int set, float *din, float *dwe
                           const ams_conv2d_desc *d) {
     ams_cpu_state *st = state(be);
     size_t nin = (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c;
-    /* depthwise kernels larger than 3x3 at stride 1: ours, all gradients in one pass over
-     * dout (oneDNN's data gradient is as fast, its weight gradient is a generic kernel) */
-    if (d->kh * d->kw > 9 && d->stride_h == 1 && d->stride_w == 1 && !ams_cpu_conv_small(d) &&
+    /* depthwise 3x3 and 5x5 at stride 1, undilated: ours, all gradients in one pass over
+     * dout (conv_dw_bwd.c: faster than oneDNN's data gradient, the add after it and its
+     * weight gradient, a generic kernel for 5x5) */
+    if (d->kh == d->kw && (d->kh == 3 || d->kh == 5) && d->stride_h == 1 && d->stride_w == 1 &&
+        d->dil_h == 1 && d->dil_w == 1 && !ams_cpu_conv_small(d) &&
         ams_cpu_dw_backward(be, set, din, dweight, dbias, dout, in, weight, d))
         return;
     if (set && din && (ams_cpu_conv_small(d) || !entry(be, d, 0))) {

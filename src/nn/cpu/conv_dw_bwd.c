@@ -53,34 +53,52 @@ int ams_cpu_dw_dgrad_ok(const ams_conv2d_desc *d) {
     } while (0)
 
 /* The interior of a stride-1, undilated K x K row (every tap inside): columns [x0, x1),
- * channels [0, c16) in 16-lane blocks, the K x K weights of a block held in registers and
- * one accumulator per kernel row. g[j]: dout row of kernel row j (ky = j). */
-#define DW_INTERIOR(K)                                                                         \
-    static inline __attribute__((always_inline)) void dw_interior##K(                          \
-        float *drow, const float *const *g, const float *weight, int c, int c16, int pad_l,    \
-        int x0, int x1, int set) {                                                             \
+ * channels [k0, k1) in blocks of V's lanes (L), the K x K weights of a block held in
+ * registers and one accumulator per kernel row. g[j]: dout row of kernel row j (ky = j). */
+#define DW_INTERIOR(K, V, L)                                                                   \
+    static inline __attribute__((always_inline)) void dw_interior##K##_##L(                    \
+        float *drow, const float *const *g, const float *weight, int c, int k0, int k1,        \
+        int pad_l, int x0, int x1, int set) {                                                  \
         const size_t cs = (size_t)c;                                                           \
-        for (int k = 0; k < c16; k += 16) {                                                    \
-            v16 wv[K][K];                                                                      \
+        for (int k = k0; k + (L) <= k1; k += (L)) {                                            \
+            V wv[K][K];                                                                        \
             for (int j = 0; j < K; j++)                                                        \
                 for (int t = 0; t < K; t++)                                                    \
-                    wv[j][t] = *(const v16 *)(weight + (size_t)(j * K + t) * cs + (size_t)k); \
+                    wv[j][t] = *(const V *)(weight + (size_t)(j * K + t) * cs + (size_t)k);    \
             for (int ix = x0; ix < x1; ix++) {                                                 \
                 size_t o = (size_t)(ix + pad_l) * cs + (size_t)k;                              \
-                v16 acc[K];                                                                    \
+                V acc[K];                                                                      \
                 for (int j = 0; j < K; j++) {                                                  \
                     const float *gp = g[j] + o;                                                \
-                    acc[j] = *(const v16 *)gp * wv[j][0];                                      \
-                    for (int t = 1; t < K; t++) acc[j] += *(const v16 *)(gp - t * cs) * wv[j][t]; \
+                    acc[j] = *(const V *)gp * wv[j][0];                                        \
+                    for (int t = 1; t < K; t++) acc[j] += *(const V *)(gp - t * cs) * wv[j][t]; \
                 }                                                                              \
                 for (int j = 1; j < K; j++) acc[0] += acc[j];                                  \
                 float *dp = drow + (size_t)ix * cs + (size_t)k;                                \
-                *(v16 *)dp = set ? acc[0] : *(const v16 *)dp + acc[0];                         \
+                *(V *)dp = set ? acc[0] : *(const V *)dp + acc[0];                             \
             }                                                                                  \
         }                                                                                      \
     }
-DW_INTERIOR(3)
-DW_INTERIOR(5)
+DW_INTERIOR(3, v16, 16)
+DW_INTERIOR(5, v16, 16)
+DW_INTERIOR(3, v8, 8)
+DW_INTERIOR(5, v8, 8)
+
+/* The interior for channels [0, cv): 16-lane blocks, then an 8-lane one. */
+static inline __attribute__((always_inline)) void dw_interior(int K, float *drow,
+                                                              const float *const *g,
+                                                              const float *weight, int c, int cv,
+                                                              int pad_l, int x0, int x1, int set) {
+    int c16 = c & ~15;
+    if (K == 3) {
+        dw_interior3_16(drow, g, weight, c, 0, c16, pad_l, x0, x1, set);
+        if (cv > c16) dw_interior3_8(drow, g, weight, c, c16, cv, pad_l, x0, x1, set);
+    } else {
+        dw_interior5_16(drow, g, weight, c, 0, c16, pad_l, x0, x1, set);
+        if (cv > c16) dw_interior5_8(drow, g, weight, c, c16, cv, pad_l, x0, x1, set);
+    }
+}
+
 
 /* din rows [r0, r1) (a row = (image, iy)): each input pixel gathers its taps in registers
  * and writes its din once. Column taps of ix (u = ix + pad_l): with stride s > 1 (dilation
@@ -94,9 +112,9 @@ CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *dout, const 
     int nk[MAX_STRIDE]; /* kx with kx % s == ph */
     for (int ph = 0; ph < sw; ph++) nk[ph] = ph < kw ? (kw - 1 - ph) / sw + 1 : 0;
     const float *grow[MAX_KH], *wrow[MAX_KH], *gb[MAX_KH], *wb[MAX_KH]; /* vertical taps */
-    const int c16 = c & ~15;
+    const int cv = c & ~7; /* channels in 16- and 8-lane vectors */
     const int fast = d->stride_h == 1 && d->dil_h == 1 && sw == 1 && dil == 1 && d->kh == kw &&
-                     (kw == 3 || kw == 5) && c16 > 0;
+                     (kw == 3 || kw == 5) && cv > 0;
     for (int64_t r = r0; r < r1; r++) {
         int b = (int)(r / d->h), iy = (int)(r % d->h), nr = 0;
         for (int ky = 0; ky < d->kh; ky++) {
@@ -111,11 +129,14 @@ CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *dout, const 
         if (fast && nr == kw) {
             fx0 = kw - 1 - d->pad_l > 0 ? kw - 1 - d->pad_l : 0;
             fx1 = ow - d->pad_l < d->w ? ow - d->pad_l : d->w;
-            if (fx1 > fx0 && kw == 3) dw_interior3(drow, grow, weight, c, c16, d->pad_l, fx0, fx1, set);
-            else if (fx1 > fx0) dw_interior5(drow, grow, weight, c, c16, d->pad_l, fx0, fx1, set);
+            if (fx1 > fx0) dw_interior(kw, drow, grow, weight, c, cv, d->pad_l, fx0, fx1, set);
         }
         int q = d->pad_l / sw, ph = d->pad_l % sw;
         for (int ix = 0; ix < d->w; ix++) {
+            if (ix == fx0 && fx1 > fx0 && cv == c) { /* the interior did these (stride 1) */
+                ix = fx1 - 1;
+                continue;
+            }
             int kxb, oxb, nc;
             if (sw > 1) {
                 int tlo = q - ow + 1 > 0 ? q - ow + 1 : 0, thi = nk[ph] - 1 < q ? nk[ph] - 1 : q;
@@ -140,7 +161,7 @@ CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *dout, const 
                 gb[j] = grow[j] + (size_t)oxb * cs;
                 wb[j] = wrow[j] + (size_t)kxb * cs;
             }
-            int k = ix >= fx0 && ix < fx1 ? c16 : 0;
+            int k = ix >= fx0 && ix < fx1 ? cv : 0;
             for (; k + 16 <= c; k += 16) DW_PIXEL(v16, k);
             if (k + 8 <= c) {
                 DW_PIXEL(v8, k);
@@ -194,34 +215,62 @@ static inline __attribute__((always_inline)) void dw_tap(float *a, const float *
 }
 
 /* The interior of a 3x3 undilated row (all three input rows inside, columns [ox0, ox1) whose
- * taps are all inside): the nine taps of a 16-channel vector summed side by side, one load
- * of dy per pixel (the taps one at a time chained their sums: few channels, one vector). */
-static inline __attribute__((always_inline)) void dw_interior3_wgrad(
-    float *acc, const float *const *xrow, const float *dyrow, int off, int ox0, int ox1, int c16,
-    int c, int stride) {
-    const size_t cs = (size_t)c, xs = (size_t)stride * cs;
-    for (int k = 0; k < c16; k += 16) {
-        v16 s[3][3];
-        for (int j = 0; j < 3; j++) s[j][0] = s[j][1] = s[j][2] = (v16){0};
-        const float *gp = dyrow + (size_t)ox0 * cs + (size_t)k;
-        size_t xo = (size_t)(ox0 * stride + off) * cs + (size_t)k;
-        for (int ox = ox0; ox < ox1; ox++, gp += cs, xo += xs) {
-            v16 g = *(const v16 *)gp;
-            for (int j = 0; j < 3; j++)
-                for (int t = 0; t < 3; t++) s[j][t] += *(const v16 *)(xrow[j] + xo + t * cs) * g;
-        }
-        for (int j = 0; j < 3; j++)
-            for (int t = 0; t < 3; t++) *(v16 *)(acc + (size_t)(j * 3 + t) * cs + k) += s[j][t];
+ * taps are all inside), channels [k0, k1) in blocks of V's lanes (L): the nine taps of a
+ * block summed side by side, one load of dy per pixel (the taps one at a time chained their
+ * sums: few channels, one vector). */
+#define DW_INTERIOR3_WGRAD(V, L)                                                               \
+    static inline __attribute__((always_inline)) void dw_interior3_wgrad_##L(                  \
+        float *acc, const float *const *xrow, const float *dyrow, int off, int ox0, int ox1,   \
+        int k0, int k1, int c, int stride) {                                                   \
+        const size_t cs = (size_t)c, xs = (size_t)stride * cs;                                 \
+        for (int k = k0; k + (L) <= k1; k += (L)) {                                            \
+            V s[3][3];                                                                         \
+            for (int j = 0; j < 3; j++) s[j][0] = s[j][1] = s[j][2] = (V){0};                  \
+            const float *gp = dyrow + (size_t)ox0 * cs + (size_t)k;                            \
+            size_t xo = (size_t)(ox0 * stride + off) * cs + (size_t)k;                         \
+            for (int ox = ox0; ox < ox1; ox++, gp += cs, xo += xs) {                           \
+                V g = *(const V *)gp;                                                          \
+                for (int j = 0; j < 3; j++)                                                    \
+                    for (int t = 0; t < 3; t++)                                                \
+                        s[j][t] += *(const V *)(xrow[j] + xo + t * cs) * g;                    \
+            }                                                                                  \
+            for (int j = 0; j < 3; j++)                                                        \
+                for (int t = 0; t < 3; t++)                                                    \
+                    *(V *)(acc + (size_t)(j * 3 + t) * cs + k) += s[j][t];                     \
+        }                                                                                      \
     }
-}
+DW_INTERIOR3_WGRAD(v16, 16)
+DW_INTERIOR3_WGRAD(v8, 8)
+
+/* Output column ox of a 3x3 undilated row with all three input rows inside, channels
+ * [k0, k1) in blocks of V's lanes (L): its taps that land inside the row (the columns the
+ * interior leaves). */
+#define DW_EDGE3_WGRAD(V, L)                                                                   \
+    static inline __attribute__((always_inline)) void dw_edge3_wgrad_##L(                      \
+        float *acc, const float *const *xrow, const float *dyrow, int ox, int k0, int k1,      \
+        int c, int stride, int pad_l, int w) {                                                 \
+        const size_t cs = (size_t)c;                                                           \
+        for (int t = 0; t < 3; t++) {                                                          \
+            int ix = ox * stride - pad_l + t;                                                  \
+            if (ix < 0 || ix >= w) continue;                                                   \
+            for (int k = k0; k + (L) <= k1; k += (L)) {                                        \
+                V g = *(const V *)(dyrow + (size_t)ox * cs + (size_t)k);                       \
+                for (int j = 0; j < 3; j++)                                                    \
+                    *(V *)(acc + (size_t)(j * 3 + t) * cs + k) +=                              \
+                        *(const V *)(xrow[j] + (size_t)ix * cs + (size_t)k) * g;               \
+            }                                                                                  \
+        }                                                                                      \
+    }
+DW_EDGE3_WGRAD(v16, 16)
+DW_EDGE3_WGRAD(v8, 8)
 
 /* The weight gradient: acc (kh, kw, c) += the taps of output rows [r0, r1) (a row = (image,
  * oy)); 3x3 undilated rows inside the image by dw_interior3_wgrad, the rest tap by tap. */
 CPU_MULTIVERSION static void dw_wgrad_rows(float *acc, const float *x, const float *dy, int64_t r0,
                                            int64_t r1, const ams_conv2d_desc *d) {
-    const int c = d->c, sw = d->stride_w, c16 = c & ~15;
+    const int c = d->c, sw = d->stride_w, c16 = c & ~15, cv = c & ~7;
     const size_t cs = (size_t)c;
-    const int three = d->kh == 3 && d->kw == 3 && d->dil_h == 1 && d->dil_w == 1 && c16 > 0;
+    const int three = d->kh == 3 && d->kw == 3 && d->dil_h == 1 && d->dil_w == 1 && cv > 0;
     /* columns whose three taps are all inside: ox * sw - pad_l >= 0, ox * sw - pad_l + 2 < w */
     int f0 = (d->pad_l + sw - 1) / sw, f1 = d->w - 3 + d->pad_l < 0 ? 0 : (d->w - 3 + d->pad_l) / sw + 1;
     if (f1 > d->ow) f1 = d->ow;
@@ -236,8 +285,27 @@ CPU_MULTIVERSION static void dw_wgrad_rows(float *acc, const float *x, const flo
                         : x + ((size_t)b * (size_t)d->h + (size_t)iy) * (size_t)d->w * cs;
             inside &= xrows[ky] != NULL;
         }
-        int fast = three && inside && f1 > f0; /* columns [f0, f1) of channels [0, c16) done */
-        if (fast) dw_interior3_wgrad(acc, xrows, dyrow, -d->pad_l, f0, f1, c16, c, sw);
+        if (three && inside && f1 > f0) { /* channels [0, cv) here, the rest tap by tap */
+            dw_interior3_wgrad_16(acc, xrows, dyrow, -d->pad_l, f0, f1, 0, c16, c, sw);
+            dw_interior3_wgrad_8(acc, xrows, dyrow, -d->pad_l, f0, f1, c16, cv, c, sw);
+            for (int e = 0; e < 2; e++)
+                for (int ox = e ? f1 : 0; ox < (e ? d->ow : f0); ox++) {
+                    dw_edge3_wgrad_16(acc, xrows, dyrow, ox, 0, c16, c, sw, d->pad_l, d->w);
+                    dw_edge3_wgrad_8(acc, xrows, dyrow, ox, c16, cv, c, sw, d->pad_l, d->w);
+                }
+            if (cv == c) continue;
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) {
+                    int off = kx - d->pad_l;
+                    int ox0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                    int ox1 = d->w - 1 - off < 0 ? 0 : (d->w - 1 - off) / sw + 1;
+                    if (ox1 > d->ow) ox1 = d->ow;
+                    if (ox0 < ox1)
+                        dw_tap(acc + (size_t)(ky * 3 + kx) * cs, xrows[ky], dyrow, off, ox0, ox1,
+                               cv, c, sw);
+                }
+            continue;
+        }
         for (int ky = 0; ky < d->kh; ky++) {
             if (!xrows[ky]) continue;
             for (int kx = 0; kx < d->kw; kx++) {
@@ -247,18 +315,8 @@ CPU_MULTIVERSION static void dw_wgrad_rows(float *acc, const float *x, const flo
                 int ox1 = d->w - 1 - off < 0 ? 0 : (d->w - 1 - off) / sw + 1;
                 if (ox1 > d->ow) ox1 = d->ow;
                 if (ox0 >= ox1) continue;
-                float *a = acc + ((size_t)ky * (size_t)d->kw + (size_t)kx) * cs;
-                if (!fast) {
-                    dw_tap(a, xrows[ky], dyrow, off, ox0, ox1, 0, c, sw);
-                    continue;
-                }
-                /* the interior's columns of [ox0, ox1) are done for the vector channels */
-                if (ox0 < f0) dw_tap(a, xrows[ky], dyrow, off, ox0, f0 < ox1 ? f0 : ox1, 0, c, sw);
-                if (f1 < ox1) dw_tap(a, xrows[ky], dyrow, off, f1 > ox0 ? f1 : ox0, ox1, 0, c, sw);
-                if (c16 < c) {
-                    int m0 = ox0 > f0 ? ox0 : f0, m1 = ox1 < f1 ? ox1 : f1;
-                    if (m1 > m0) dw_tap(a, xrows[ky], dyrow, off, m0, m1, c16, c, sw);
-                }
+                dw_tap(acc + ((size_t)ky * (size_t)d->kw + (size_t)kx) * cs, xrows[ky], dyrow,
+                       off, ox0, ox1, 0, c, sw);
             }
         }
     }
