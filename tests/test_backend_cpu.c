@@ -421,7 +421,17 @@ static int test_elementwise(void) {
     UN(relu_forward, relu_backward);
     UN(relu6_forward, relu6_backward);
     UN_TOL(sigmoid_forward, sigmoid_backward, 3e-7);
-    UN(tanh_forward, tanh_backward);
+    UN_TOL(tanh_forward, tanh_backward, 3e-7);
+    { /* tanh keeps its relative precision near 0 (a polynomial there), and NaN, +-inf */
+        float t[8] = {1e-30f, -3e-8f, 1e-4f, -0.3f, 0.6249f, 0.6251f, INFINITY, -INFINITY}, r[8], c[8];
+        ref->tanh_forward(ref, r, t, 8), cpu->tanh_forward(cpu, c, t, 8);
+        for (int i = 0; i < 8; i++)
+            CHECKF(fabsf(c[i] - r[i]) <= 3e-7f * fabsf(r[i]), "tanh(%g) = %.9g, want %.9g", t[i],
+                   c[i], r[i]);
+        t[0] = NAN;
+        cpu->tanh_forward(cpu, c, t, 1);
+        CHECKF(isnan(c[0]), "tanh(nan) = %g", c[0]);
+    }
     ref->affine_forward(ref, o1, x, 0.5f, -1.0f, n), cpu->affine_forward(cpu, o2, x, 0.5f, -1.0f, n);
     CHECK(check_max_abs_diff(o1, o2, (size_t)n) == 0);
     ref->affine_backward(ref, g1, y, 0.5f, n), cpu->affine_backward(cpu, g2, y, 0.5f, n);

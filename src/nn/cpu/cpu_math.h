@@ -30,6 +30,21 @@ static inline float exp_nonpos(float x) {
     return y * p.f;
 }
 
+/* tanh(x) (Cephes' tanhf: an odd polynomial for |x| < 0.625, else (1 - e) / (1 + e) with
+ * e = exp(-2|x|), signed; ~2 ulp), NaN passing through. */
+static inline float tanh_vec(float x) {
+    float ax = x < 0.0f ? -x : x, z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = x + x * z * p;
+    float e = exp_nonpos(-2.0f * (ax < 44.0f ? ax : 44.0f)), big = (1.0f - e) / (1.0f + e);
+    big = x < 0.0f ? -big : big;
+    return ax < 0.625f ? small : (ax == ax ? big : x);
+}
+
 /* log(1 + e) for e in [0, 1] (Cephes' logf polynomial on u = 1 + e, plus the rounding error
  * of u, so that tiny e keep their precision; ~2 ulp). */
 static inline float log1p_unit(float e) {

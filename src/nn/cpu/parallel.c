@@ -115,8 +115,13 @@ UNARY(sigmoid_fwd, sigmoid_fwd_slice,
 UNARY(sigmoid_bwd, ams_ref_sigmoid_backward,
       (const ams_backend *be, float *din, const float *dout, const float *out, int64_t n),
       (be, din + lo, dout + lo, out + lo, hi - lo))
-UNARY(tanh_fwd, ams_ref_tanh_forward,
-      (const ams_backend *be, float *out, const float *in, int64_t n), (be, out + lo, in + lo, hi - lo))
+/* libm's tanhf is a call per element (16 % of the RVM teacher's inference): the vectorisable
+ * form, within a few ulp of it. */
+MULTIVERSION static void tanh_fwd_slice(float *out, const float *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = tanh_vec(in[i]);
+}
+UNARY(tanh_fwd, tanh_fwd_slice,
+      (const ams_backend *be, float *out, const float *in, int64_t n), (out + lo, in + lo, hi - lo))
 UNARY(tanh_bwd, ams_ref_tanh_backward,
       (const ams_backend *be, float *din, const float *dout, const float *out, int64_t n),
       (be, din + lo, dout + lo, out + lo, hi - lo))
