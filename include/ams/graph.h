@@ -139,9 +139,14 @@ void ams_graph_keep(ams_graph *g, int node);
  * (affine, affine, relu6, mul) as one op in every plan; in AMS_PLAN_INFER, conv -> [frozen BN]
  * -> [relu | relu6 | hard-swish] -> [residual add] as one conv call; in AMS_PLAN_TRAIN,
  * conv -> relu | relu6 and conv -> residual add as one conv call (backends with
- * conv2d_forward_act). Values are those of the unfused graph (hard-swish bitwise; fused conv
- * epilogues within rounding). on = 0: every op runs alone (the oracle the fused plans are
- * tested against). */
+ * conv2d_forward_act); the pool of a sum and the product plus a tensor as one pass. With
+ * fusion on, the first plan also rewrites the graph where exact algebra moves work to fewer
+ * pixels (a 1x1 conv reading only an upsampling bilinear resize runs before it: the two
+ * node ids swap roles, so a resize that is not kept may then be a conv of another shape;
+ * the rewrite stays). Values are those of the unfused graph (hard-swish, pool of a sum and
+ * product plus a tensor bitwise; fused conv epilogues and rewrites within rounding).
+ * on = 0 before the first plan: every op runs alone, as built (the oracle the fused plans
+ * are tested against). */
 void ams_graph_set_fusion(ams_graph *g, int on);
 
 /* ---- queries ---- */

@@ -10,10 +10,11 @@
  * stride 1 with any dilation.
  * Weight gradient: per thread partial sums (thread 0 sums into dweight itself); 3x3 rows
  * inside the image sum their nine taps side by side.
- * With oneDNN the one-pass backward takes kernels larger than 3x3 at stride 1 (5x5 on the
- * selfie student, 12x16x128 batch 5: 0.27 -> 0.22 ms, one thread); oneDNN's jit_dw keeps
- * 3x3 and strided convs, where it measured faster (e.g. 3x3 at 96x128x16: 0.89 ms for its
- * data gradient into scratch, the add and its weight gradient, 1.2 ms for this pass).
+ * With oneDNN the one-pass backward takes the 3x3 and 5x5 stride-1 undilated convs, where it
+ * measured faster than oneDNN's data gradient (into scratch, then an add when accumulating)
+ * plus its weight gradient (96x128x16, 5 images, one thread: 0.78 -> 0.56-0.68 ms; 5x5 at
+ * 12x16x128: 0.27 -> 0.22 ms); oneDNN's jit_dw keeps strided and dilated convs, where
+ * ours, without a register kernel for them, measured slower (docs/performance.md).
  */
 #include <stddef.h>
 #include <string.h>
