@@ -384,7 +384,6 @@ int ams_cpu_dw_backward(const ams_backend *be, int set, float *din, float *dweig
     int64_t work = (int64_t)d->n * d->oh * d->ow * d->c * d->kh * d->kw / 4;
     int nt = cpu_threads_for(be, work);
     if (nt > units) nt = (int)units;
-    /* thread 0 sums into dweight and dbias, the others into zeroed partials added at the end */
     size_t per = (nw + nb + 15) & ~(size_t)15;
     if (nt > 1 && per && !ams_cpu_part_reserve(st, (size_t)(nt - 1) * per)) nt = 1;
     float *part = st->part;
@@ -392,20 +391,11 @@ int ams_cpu_dw_backward(const ams_backend *be, int set, float *din, float *dweig
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
         cpu_split(units, t, nt, &lo, &hi);
-        float *acc = dweight, *bacc = dbias;
-        if (t > 0 && per) {
-            float *p = part + (size_t)(t - 1) * per;
-            memset(p, 0, (nw + nb) * sizeof *p);
-            acc = dweight ? p : NULL;
-            bacc = dbias ? p + nw : NULL;
-        }
+        float *acc, *bacc;
+        cpu_partials_take(part, per, t, dweight, nw, dbias, nb, &acc, &bacc);
         dw_units(din, acc, bacc, dout, x, weight, d, lo, hi, set);
     }
-    for (int t = 1; t < nt && per; t++) {
-        const float *p = part + (size_t)(t - 1) * per;
-        for (size_t i = 0; i < nw; i++) dweight[i] += p[i];
-        for (size_t i = 0; i < nb; i++) dbias[i] += p[nw + i];
-    }
+    cpu_partials_fold(part, per, nt, dweight, nw, dbias, nb);
     return 1;
 }
 

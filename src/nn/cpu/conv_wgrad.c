@@ -102,19 +102,11 @@ static int pw_avx512(const ams_backend *be, float *dweight, float *dbias, const 
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
         cpu_split(pixels, t, nt, &lo, &hi);
-        float *acc = dweight, *bacc = dbias;
-        if (t > 0) {
-            float *p = part + (size_t)(t - 1) * per;
-            memset(p, 0, (nw + nb) * sizeof *p);
-            acc = dweight ? p : NULL;
-            bacc = dbias ? p + nw : NULL;
-        }
+        float *acc, *bacc;
+        cpu_partials_take(part, per, t, dweight, nw, dbias, nb, &acc, &bacc);
         ams_cpu_pw_wgrad(acc, bacc, x, dy, lo, hi, c, oc);
     }
-    for (int t = 1; t < nt; t++) {
-        if (dweight) add_to(dweight, part + (size_t)(t - 1) * per, nw);
-        if (dbias) add_to(dbias, part + (size_t)(t - 1) * per + nw, nb);
-    }
+    cpu_partials_fold(part, per, nt, dweight, nw, dbias, nb);
     return 1;
 }
 

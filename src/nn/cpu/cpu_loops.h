@@ -42,4 +42,27 @@ static inline void cpu_split16(int64_t n, int t, int nt, int64_t *lo, int64_t *h
     *hi = per * (t + 1) < n ? per * (t + 1) : n;
 }
 
+/* Weight (nw floats) and bias (nb) gradients summed by nt threads: thread 0 sums into
+ * dweight and dbias themselves, thread t > 0 into a zeroed partial of `per` floats at
+ * part + (t - 1) * per (weights, then bias), which cpu_partials_fold adds in at the end.
+ * *acc / *bacc: where thread t sums (NULL where the gradient is not asked for). */
+static inline void cpu_partials_take(float *part, size_t per, int t, float *dweight, size_t nw,
+                                     float *dbias, size_t nb, float **acc, float **bacc) {
+    *acc = dweight, *bacc = dbias;
+    if (t == 0 || nw + nb == 0) return;
+    float *p = part + (size_t)(t - 1) * per;
+    for (size_t i = 0; i < nw + nb; i++) p[i] = 0.0f;
+    *acc = dweight ? p : NULL;
+    *bacc = dbias ? p + nw : NULL;
+}
+
+static inline void cpu_partials_fold(const float *part, size_t per, int nt, float *dweight,
+                                     size_t nw, float *dbias, size_t nb) {
+    for (int t = 1; t < nt && nw + nb > 0; t++) {
+        const float *p = part + (size_t)(t - 1) * per;
+        for (size_t i = 0; i < nw; i++) dweight[i] += p[i];
+        for (size_t i = 0; i < nb; i++) dbias[i] += p[nw + i];
+    }
+}
+
 #endif
