@@ -278,6 +278,9 @@ static int test_depthwise_backward(void) {
         make_desc(2, 7, 10, 27, 27, 3, 3, 1, 1, 1, 1, 27, 1, 0, 0, 0, 0),
         make_desc(2, 9, 11, 40, 40, 5, 5, 1, 1, 1, 1, 40, 1, 0, 0, 0, 0),
         make_desc(1, 5, 70, 16, 16, 3, 3, 1, 1, 1, 1, 16, 1, 0, 0, 0, 0),
+        /* stride 2, unpadded with a column and a row past the last window; padded left */
+        make_desc(2, 9, 11, 24, 24, 3, 3, 2, 2, 1, 1, 24, 0, 0, 0, 0, 0),
+        make_desc(1, 8, 13, 16, 16, 3, 3, 2, 2, 1, 1, 16, 0, 1, 0, 1, 2),
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && !rc; i++) rc = check_dw_backward(cpu, &fixed[i]);

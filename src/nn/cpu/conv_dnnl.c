@@ -536,10 +536,12 @@ static void conv_backward(const ams_backend *be, int set, float *din, float *dwe
                           const ams_conv2d_desc *d) {
     ams_cpu_state *st = state(be);
     size_t nin = (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c;
-    /* depthwise 3x3 and 5x5 at stride 1, undilated: ours, all gradients in one pass over
-     * dout (conv_dw_bwd.c: faster than oneDNN's data gradient, the add after it and its
-     * weight gradient, a generic kernel for 5x5) */
-    if (d->kh == d->kw && (d->kh == 3 || d->kh == 5) && d->stride_h == 1 && d->stride_w == 1 &&
+    /* depthwise 3x3 and 5x5 at stride 1 and 3x3 at stride 2, undilated: ours, all gradients
+     * in one pass over dout (conv_dw_bwd.c: faster than oneDNN's data gradient, the add after
+     * it and its weight gradient, a generic kernel for 5x5) */
+    int s = d->stride_h;
+    if (d->kh == d->kw && d->stride_w == s && ((s == 1 && (d->kh == 3 || d->kh == 5)) ||
+                                               (s == 2 && d->kh == 3)) &&
         d->dil_h == 1 && d->dil_w == 1 && !ams_cpu_conv_small(d) &&
         ams_cpu_dw_backward(be, set, din, dweight, dbias, dout, in, weight, d))
         return;

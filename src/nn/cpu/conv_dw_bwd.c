@@ -10,11 +10,14 @@
  * stride 1 with any dilation.
  * Weight gradient: per thread partial sums (thread 0 sums into dweight itself); 3x3 rows
  * inside the image sum their nine taps side by side.
- * With oneDNN the one-pass backward takes the 3x3 and 5x5 stride-1 undilated convs, where it
- * measured faster than oneDNN's data gradient (into scratch, then an add when accumulating)
- * plus its weight gradient (96x128x16, 5 images, one thread: 0.78 -> 0.56-0.68 ms; 5x5 at
- * 12x16x128: 0.27 -> 0.22 ms); oneDNN's jit_dw keeps strided and dilated convs, where
- * ours, without a register kernel for them, measured slower (docs/performance.md).
+ * Rows of 3x3 / 5x5 at stride 1 and 3x3 at stride 2 (undilated) have register kernels for
+ * their interior columns; the rest goes pixel by pixel.
+ * With oneDNN the one-pass backward takes those convs, where it measured faster than
+ * oneDNN's data gradient (into scratch, then an add when accumulating) plus its weight
+ * gradient (5 images, one thread: 96x128x16 0.78 -> 0.56-0.68 ms, 3x3 stride 2 from 96x128x16
+ * 0.24 -> 0.16 ms; 5x5 at 12x16x128 0.27 -> 0.22 ms); oneDNN's jit_dw keeps 5x5 strided and
+ * dilated convs, where ours, without a register kernel for them, measured slower
+ * (docs/performance.md).
  */
 #include <stddef.h>
 #include <string.h>
@@ -101,6 +104,43 @@ static inline __attribute__((always_inline)) void dw_interior(int K, float *drow
 }
 
 
+/* The interior of a stride-2, undilated 3x3 row whose nr (1 or 2) vertical taps are g[j]
+ * (dout rows) and w[j] (their weight rows): input columns [x0, x1) whose column taps are all
+ * inside: u = ix + pad_l even takes kx 0 and 2 (dout columns u/2 and u/2 - 1), odd takes
+ * kx 1 (column u/2). Channels [k0, k1) in blocks of V's lanes (L), weights in registers. */
+#define DW_INTERIOR_S2(V, L)                                                                   \
+    static inline __attribute__((always_inline)) void dw_interior_s2_##L(                      \
+        float *drow, const float *const *g, const float *const *w, int nr, int c, int k0,      \
+        int k1, int pad_l, int x0, int x1, int set) {                                          \
+        const size_t cs = (size_t)c;                                                           \
+        for (int k = k0; k + (L) <= k1; k += (L)) {                                            \
+            V w0[2], w1[2], w2[2];                                                             \
+            for (int j = 0; j < 2; j++) {                                                      \
+                const float *wr = w[j < nr ? j : 0] + k;                                       \
+                w0[j] = *(const V *)wr, w1[j] = *(const V *)(wr + cs);                         \
+                w2[j] = *(const V *)(wr + 2 * cs);                                             \
+            }                                                                                  \
+            for (int ix = x0; ix < x1; ix++) {                                                 \
+                int u = ix + pad_l;                                                            \
+                size_t o = (size_t)(u >> 1) * cs + (size_t)k;                                  \
+                V acc;                                                                         \
+                if (u & 1) {                                                                   \
+                    acc = *(const V *)(g[0] + o) * w1[0];                                      \
+                    if (nr > 1) acc += *(const V *)(g[1] + o) * w1[1];                         \
+                } else {                                                                       \
+                    acc = *(const V *)(g[0] + o) * w0[0] + *(const V *)(g[0] + o - cs) * w2[0]; \
+                    if (nr > 1)                                                                \
+                        acc += *(const V *)(g[1] + o) * w0[1] +                                \
+                               *(const V *)(g[1] + o - cs) * w2[1];                            \
+                }                                                                              \
+                float *dp = drow + (size_t)ix * cs + (size_t)k;                                \
+                *(V *)dp = set ? acc : *(const V *)dp + acc;                                   \
+            }                                                                                  \
+        }                                                                                      \
+    }
+DW_INTERIOR_S2(v16, 16)
+DW_INTERIOR_S2(v8, 8)
+
 /* din rows [r0, r1) (a row = (image, iy)): each input pixel gathers its taps in registers
  * and writes its din once. Column taps of ix (u = ix + pad_l): with stride s > 1 (dilation
  * 1) u = q * s + ph, kx = ph + t * s, ox = q - t; with stride 1, kx = t, ox = u - t * dil. */
@@ -113,9 +153,11 @@ CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *dout, const 
     int nk[MAX_STRIDE]; /* kx with kx % s == ph */
     for (int ph = 0; ph < sw; ph++) nk[ph] = ph < kw ? (kw - 1 - ph) / sw + 1 : 0;
     const float *grow[MAX_KH], *wrow[MAX_KH], *gb[MAX_KH], *wb[MAX_KH]; /* vertical taps */
-    const int cv = c & ~7; /* channels in 16- and 8-lane vectors */
+    const int cv = c & ~7, c16 = c & ~15; /* channels in 16- and 8-lane vectors */
     const int fast = d->stride_h == 1 && d->dil_h == 1 && sw == 1 && dil == 1 && d->kh == kw &&
                      (kw == 3 || kw == 5) && cv > 0;
+    const int fast2 = d->stride_h == 2 && d->dil_h == 1 && sw == 2 && dil == 1 && d->kh == 3 &&
+                      kw == 3 && cv > 0;
     for (int64_t r = r0; r < r1; r++) {
         int b = (int)(r / d->h), iy = (int)(r % d->h), nr = 0;
         for (int ky = 0; ky < d->kh; ky++) {
@@ -131,18 +173,24 @@ CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *dout, const 
             fx0 = kw - 1 - d->pad_l > 0 ? kw - 1 - d->pad_l : 0;
             fx1 = ow - d->pad_l < d->w ? ow - d->pad_l : d->w;
             if (fx1 > fx0) dw_interior(kw, drow, grow, weight, c, cv, d->pad_l, fx0, fx1, set);
+        } else if (fast2 && nr > 0 && nr <= 2) { /* stride 2: u = ix + pad_l in [2, 2 * ow) */
+            fx0 = 2 - d->pad_l > 0 ? 2 - d->pad_l : 0;
+            fx1 = 2 * ow - d->pad_l < d->w ? 2 * ow - d->pad_l : d->w;
+            if (fx1 > fx0) {
+                dw_interior_s2_16(drow, grow, wrow, nr, c, 0, c16, d->pad_l, fx0, fx1, set);
+                dw_interior_s2_8(drow, grow, wrow, nr, c, c16, cv, d->pad_l, fx0, fx1, set);
+            }
         }
-        int q = d->pad_l / sw, ph = d->pad_l % sw;
         for (int ix = 0; ix < d->w; ix++) {
-            if (ix == fx0 && fx1 > fx0 && cv == c) { /* the interior did these (stride 1) */
+            if (ix == fx0 && fx1 > fx0 && cv == c) { /* the interior did these */
                 ix = fx1 - 1;
                 continue;
             }
             int kxb, oxb, nc;
             if (sw > 1) {
+                int q = (ix + d->pad_l) / sw, ph = (ix + d->pad_l) % sw;
                 int tlo = q - ow + 1 > 0 ? q - ow + 1 : 0, thi = nk[ph] - 1 < q ? nk[ph] - 1 : q;
                 kxb = ph + tlo * sw, oxb = q - tlo, nc = thi - tlo + 1;
-                if (++ph == sw) ph = 0, q++;
             } else {
                 int u = ix + d->pad_l;
                 int tlo, thi;
