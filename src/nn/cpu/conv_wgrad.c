@@ -2,8 +2,8 @@
  * made of, where oneDNN 2.6 is slow on NHWC data (measured on the selfie student, batch 8:
  * its jit_1x1 backward-weights ran at 1.5-5 GFLOP/s, its 5x5 depthwise backward-weights is
  * the generic jit kernel): pointwise (1x1, stride 1, no padding, one group) here, and
- * depthwise (groups == channels, multiplier 1; with oneDNN only kernels larger than 3x3,
- * whose jit_dw kernel is as fast as ours) by conv_dw_bwd.c.
+ * depthwise (groups == channels, multiplier 1; with oneDNN only kernels larger than 3x3)
+ * by conv_dw_bwd.c.
  * The pointwise sums reduce over pixels: each thread sums its slice of pixels into its own
  * partial gradient (float, in blocks), the partials are added into dweight at the end.
  */
@@ -116,8 +116,9 @@ int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, cons
     int pointwise = ams_cpu_conv_pointwise(d);
     int depthwise = !pointwise && d->groups == d->c && d->oc == d->c;
 #ifdef AMS_HAVE_DNNL
-    /* oneDNN's jit_dw backward-weights does 3x3 as well as ours (measured on the selfie);
-     * its larger depthwise kernels fall to a generic jit kernel */
+    /* 3x3 depthwise convs come here only strided by 3 or more or dilated (conv_dnnl.c's
+     * backward gives the others to conv_dw_bwd.c whole): oneDNN's jit_dw serves those; its
+     * larger depthwise kernels fall to a generic jit kernel */
     depthwise = depthwise && d->kh * d->kw > 9;
 #endif
     if (!pointwise && !depthwise) return 0;
