@@ -17,17 +17,9 @@
 
 #include "ams/backend.h"
 #include "ams/graph.h"
-#include "ams/rng.h"
 #include "check.h"
+#include "cpu_testlib.h"
 #include "graph_testlib.h"
-
-static ams_rng rng;
-
-static float *rnd(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    for (size_t i = 0; p && i < n; i++) p[i] = 2.0f * ams_rng_uniform(&rng) - 1.0f;
-    return p;
-}
 
 typedef struct spec {
     int n, h, w, c, oc;     /* the resize's input, the 1x1 conv's channels */
@@ -73,16 +65,6 @@ static int build(net *t, ams_params *ps, const spec *s, ams_plan_mode mode, int 
     return 0;
 }
 
-static double rel_err(const float *a, const float *b, size_t n) {
-    double e = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        e = fmax(e, fabs(d));
-        m = fmax(m, fabs((double)b[i]));
-    }
-    return e / (m > 0 ? m : 1);
-}
-
 static char spec_buf[160];
 static const char *spec_str(const spec *s) {
     snprintf(spec_buf, sizeof spec_buf,
@@ -109,7 +91,7 @@ static int check_net(const spec *s) {
     CHECKF(ams_params_alloc(ps, &err) == AMS_OK, "%s", err.msg);
     for (size_t i = 0; i < ps->total; i++) ps->values[i] = 0.6f * (2.0f * ams_rng_uniform(&rng) - 1.0f);
     size_t nx = (size_t)s->n * s->h * s->w * 3, npix = (size_t)s->n * s->oh * s->ow;
-    float *x = rnd(nx), *logits = malloc(npix * sizeof *logits);
+    float *x = rnd_range(nx, -1.0f, 1.0f), *logits = malloc(npix * sizeof *logits);
     float *grads = malloc(ps->total * sizeof *grads);
     uint8_t *lab = malloc(npix);
     CHECK(x && logits && grads && lab);
