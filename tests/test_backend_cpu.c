@@ -93,6 +93,24 @@ static int check_conv(const ams_backend *cpu, const ams_conv2d_desc *d) {
         for (int k = 0; k < 3; k++) free(g0[k]), free(gr[k]), free(gc[k]);
         CHECKF(!bad, "conv backward gradient %d (mask %d): %s", bad - 1, mask, desc_str(d));
     }
+    /* a folded relu's backward (conv2d_backward_relu), din accumulated into and overwritten:
+     * the reference's backward, then its select by x > 0 (x with exact zeros, as a relu's
+     * output has) */
+    for (int set = 0; set < 2; set++) {
+        float *xr = dup(x, nin), *r = rnd(nin), *a = dup(r, nin);
+        float *dw1 = rnd(nw), *dw2 = dup(dw1, nw), *db1 = rnd((size_t)d->oc), *db2 = dup(db1, (size_t)d->oc);
+        for (size_t i = 0; i < nin; i += 3) xr[i] = 0.0f;
+        for (size_t i = 0; set && i < nin; i++) r[i] = 0.0f, a[i] = 1e30f;
+        ref->conv2d_backward(ref, r, dw1, db1, dy, xr, w, d);
+        for (size_t i = 0; i < nin; i++) r[i] = xr[i] > 0.0f ? r[i] : 0.0f;
+        cpu->conv2d_backward_relu(cpu, set, a, dw2, db2, dy, xr, w, d);
+        double e0 = rel_err(a, r, nin), e1 = rel_err(dw2, dw1, nw);
+        double e2 = rel_err(db2, db1, (size_t)d->oc);
+        free(xr), free(r), free(a), free(dw1), free(dw2), free(db1), free(db2);
+        CHECKF(e0 <= tol && e1 <= tol && e2 <= tol,
+               "conv backward with a folded relu (set %d): din %g dweight %g dbias %g: %s", set,
+               e0, e1, e2, desc_str(d));
+    }
     for (int mask = 1; mask < 8; mask++) {
         float *g0[3] = {rnd(nout), rnd(nw), rnd((size_t)d->c)};
         float *gr[3], *gc[3];
@@ -240,22 +258,25 @@ static int check_dw_backward(const ams_backend *cpu, const ams_conv2d_desc *d) {
     CLOSE(dw2, dw1, nw, tol, "depthwise backward_din_set dweight");
     CLOSE(db2, db1, (size_t)d->c, tol, "depthwise backward_din_set dbias");
     /* the whole backward in one pass (conv_dw_bwd.c), called directly: every subset of the
-     * gradients (mask bit 0: din, 1: dweight, 2: dbias), overwriting and accumulating */
-    for (int mask = 1; mask < 16; mask++) {
-        int set = mask >> 3;
+     * gradients (mask bit 0: din, 1: dweight, 2: dbias), overwriting and accumulating (bit
+     * 3), with a folded relu's select by x > 0 (bit 4; x with exact zeros, as a relu's) */
+    for (size_t i = 0; i < nin; i += 3) x[i] = 0.0f;
+    for (int mask = 1; mask < 32; mask++) {
+        int set = mask >> 3 & 1, relu = mask >> 4;
         memcpy(r, g0, nin * sizeof *r), memcpy(a, g0, nin * sizeof *a);
         if (set && mask & 1) memset(r, 0, nin * sizeof *r);
         memcpy(dw2, dw1, nw * sizeof *dw2), memcpy(db2, db1, (size_t)d->c * sizeof *db2);
         float *rw = dup(dw1, nw), *rb = dup(db1, (size_t)d->c);
         ref->conv2d_backward(ref, mask & 1 ? r : NULL, mask & 2 ? rw : NULL, mask & 4 ? rb : NULL,
                              dy, x, w, d);
-        int took = ams_cpu_dw_backward(cpu, set, mask & 1 ? a : NULL, mask & 2 ? dw2 : NULL,
-                                       mask & 4 ? db2 : NULL, dy, x, w, d);
+        for (size_t i = 0; relu && mask & 1 && i < nin; i++) r[i] = x[i] > 0.0f ? r[i] : 0.0f;
+        int took = ams_cpu_dw_backward(cpu, set, mask & 1 ? a : NULL, relu ? x : NULL,
+                                       mask & 2 ? dw2 : NULL, mask & 4 ? db2 : NULL, dy, x, w, d);
         double e0 = rel_err(a, r, nin), e1 = rel_err(dw2, rw, nw), e2 = rel_err(db2, rb, (size_t)d->c);
         free(rw), free(rb);
         CHECKF(took && e0 <= tol && e1 <= tol && e2 <= tol,
-               "one-pass depthwise backward (mask %d, set %d): took %d, din %g dweight %g dbias %g: %s",
-               mask & 7, set, took, e0, e1, e2, desc_str(d));
+               "one-pass depthwise backward (mask %d, set %d, relu %d): took %d, din %g dweight "
+               "%g dbias %g: %s", mask & 7, set, relu, took, e0, e1, e2, desc_str(d));
     }
     free(x), free(w), free(dy), free(g0), free(r), free(a), free(z), free(o);
     free(dw1), free(dw2), free(db1), free(db2);
@@ -347,11 +368,25 @@ static int check_pointwise(const ams_backend *cpu, const ams_conv2d_desc *d) {
     CLOSE(o, z, nin, tol, "pointwise din, overwritten");
     if (ams_cpu_pw_available()) {
         memcpy(a, g0, nin * sizeof *a);
-        CHECK(ams_cpu_pw_backward_data(cpu, 0, a, dy, w, d));
+        CHECK(ams_cpu_pw_backward_data(cpu, 0, a, NULL, dy, w, d));
         CLOSE(a, r, nin, tol, "our pointwise din, accumulated");
         memcpy(o, g0, nin * sizeof *o);
-        CHECK(ams_cpu_pw_backward_data(cpu, 1, o, dy, w, d));
+        CHECK(ams_cpu_pw_backward_data(cpu, 1, o, NULL, dy, w, d));
         CLOSE(o, z, nin, tol, "our pointwise din, overwritten");
+        /* with a folded relu's select: kept where x > 0 (x with exact zeros) */
+        float *xr = dup(x, nin);
+        for (size_t i = 0; i < nin; i += 3) xr[i] = 0.0f;
+        for (size_t i = 0; i < nin; i++) {
+            r[i] = xr[i] > 0.0f ? r[i] : 0.0f;
+            z[i] = xr[i] > 0.0f ? z[i] : 0.0f;
+        }
+        memcpy(a, g0, nin * sizeof *a);
+        CHECK(ams_cpu_pw_backward_data(cpu, 0, a, xr, dy, w, d));
+        CLOSE(a, r, nin, tol, "our pointwise din with a relu's select, accumulated");
+        memcpy(o, g0, nin * sizeof *o);
+        CHECK(ams_cpu_pw_backward_data(cpu, 1, o, xr, dy, w, d));
+        CLOSE(o, z, nin, tol, "our pointwise din with a relu's select, overwritten");
+        free(xr);
     }
     /* the weight and bias gradients, accumulated into non-zero ones */
     size_t nw = (size_t)d->c * d->oc;

@@ -265,13 +265,14 @@ static int build_case(net *t, const pool *p, int c, int alias, expect *e, int *n
         EXPECT(v, -1), EXPECT(x, r), EXPECT(r, y);
         break;
     }
-    case 5: { /* reshape, reshape, affine(1), affine(0.5) */
+    case 5: { /* reshape, reshape, affine(1), affine(0.5), relu read by the head conv (folded
+               * into it: the relu's input takes its gradient buffer) */
         int r1 = ams_graph_reshape(g, x, 3, (int64_t[]){N, H * W, C});
         int r2 = ams_graph_reshape(g, r1, 4, (int64_t[]){N, H, W, C});
         int a1 = ams_graph_affine(g, r2, 1.0f, 0.5f);
         int a2 = ams_graph_affine(g, a1, 0.5f, 0.0f);
         y = ams_graph_relu(g, a2);
-        EXPECT(x, r1), EXPECT(r1, r2), EXPECT(r2, a1), EXPECT(a1, -1), EXPECT(a2, -1);
+        EXPECT(x, r1), EXPECT(r1, r2), EXPECT(r2, a1), EXPECT(a1, -1), EXPECT(a2, y);
         break;
     }
     case 6: { /* both sides sole: both share the add's buffer; a chain of adds */

@@ -139,7 +139,9 @@ void ams_graph_keep(ams_graph *g, int node);
  * (affine, affine, relu6, mul) as one op in every plan; in AMS_PLAN_INFER, conv -> [frozen BN]
  * -> [relu | relu6 | hard-swish] -> [residual add] as one conv call; in AMS_PLAN_TRAIN,
  * conv -> relu | relu6 and conv -> residual add as one conv call (backends with
- * conv2d_forward_act); the pool of a sum and the product plus a tensor as one pass. With
+ * conv2d_forward_act), and a relu's backward done by the conv that reads it first (its data
+ * gradient masked as it is stored: conv2d_backward_relu); the pool of a sum and the product
+ * plus a tensor as one pass. With
  * fusion on, the first plan also rewrites the graph where exact algebra moves work to fewer
  * pixels (a 1x1 conv reading only an upsampling bilinear resize runs before it: the two
  * node ids swap roles, so a resize that is not kept may then be a conv of another shape;

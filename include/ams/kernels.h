@@ -91,6 +91,14 @@ struct ams_backend {
     void (*conv2d_backward_din_set)(const ams_backend *be, float *din, float *dweight,
                                     float *dbias, const float *dout, const float *in,
                                     const float *weight, const ams_conv2d_desc *d);
+    /* Optional (NULL: the executor masks din in a pass of its own): the backward of a relu
+     * folded into the conv that reads its output (graph_plan.c, plan_relu_fold). As
+     * conv2d_backward (set: din overwritten, as conv2d_backward_din_set; else added to),
+     * then din, now the whole gradient of in = relu(p), is replaced by (in > 0 ? din : 0),
+     * relu_backward's select, which makes it p's gradient. */
+    void (*conv2d_backward_relu)(const ams_backend *be, int set, float *din, float *dweight,
+                                 float *dbias, const float *dout, const float *in,
+                                 const float *weight, const ams_conv2d_desc *d);
     /* Optional (NULL: not provided): conv2d_forward with an activation applied to every
      * output in the same pass (act: AMS_CONV_ACT_*), its result multiplied by act_scale (1
      * but for a hard-swish spelled with another constant than 1/6; ignored without an

@@ -321,6 +321,23 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     case AMS_OP__COUNT: break;
     case AMS_OP_CONV2D: {
         int fresh = 0;
+        if (n->din_relu) { /* a folded relu (graph_plan.c plan_relu_fold): mask its gradient */
+            ams_node *r = in(g, n, 0);
+            float *dx = dinput_fresh(g, n, 0, &fresh), *dw = dinput(g, n, 1);
+            float *db = n->nin > 2 ? dinput(g, n, 2) : NULL;
+            if (be->conv2d_backward_relu) {
+                be->conv2d_backward_relu(be, fresh, dx, dw, db, dout, r->value,
+                                         in(g, n, 1)->value, &n->conv);
+            } else {
+                if (fresh && dx) memset(dx, 0, r->numel * sizeof *dx);
+                be->conv2d_backward(be, dx, dw, db, dout, r->value, in(g, n, 1)->value,
+                                    &n->conv);
+                for (size_t i = 0; dx && i < r->numel; i++)
+                    dx[i] = r->value[i] > 0.0f ? dx[i] : 0.0f;
+            }
+            r->relu_masked = dx != NULL;
+            break;
+        }
         float *dx = be->conv2d_backward_din_set ? dinput_fresh(g, n, 0, &fresh) : dinput(g, n, 0);
         (fresh ? be->conv2d_backward_din_set : be->conv2d_backward)(
             be, dx, dinput(g, n, 1), n->nin > 2 ? dinput(g, n, 2) : NULL, dout,
@@ -345,6 +362,12 @@ static void backward_node(ams_graph *g, const ams_backend *be, ams_node *n) {
     }
     case AMS_OP_RELU: {
         int fresh = 0;
+        if (aliased(g, n, 0)) { /* folded: its input's gradient is this buffer */
+            if (!n->relu_masked) /* its conv did not run, which a sound plan rules out */
+                for (size_t i = 0; i < n->numel; i++)
+                    n->grad[i] = n->value[i] > 0.0f ? n->grad[i] : 0.0f;
+            break;
+        }
         float *dx = be->relu_backward_set ? dinput_fresh(g, n, 0, &fresh) : dinput(g, n, 0);
         (fresh ? be->relu_backward_set : be->relu_backward)(be, dx, dout, n->value,
                                                             (int64_t)n->numel);
@@ -486,6 +509,7 @@ ams_status ams_graph_backward(ams_graph *g, const ams_backend *be, int loss, ams
     for (int i = 0; i < g->count; i++) {
         ams_node *n = &g->nodes[i];
         if (n->op != AMS_OP_INPUT && n->op != AMS_OP_LABELS) n->grad_ready = 0;
+        n->relu_masked = 0;
     }
     ams_node *l = &g->nodes[loss];
     l->dscalar = 1.0f;

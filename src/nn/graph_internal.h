@@ -71,6 +71,13 @@ typedef struct ams_node {
      * the add (the product never stored; the backward as before) */
     int mul_add;            /* add: its mul operand, or -1 */
     int added_by;           /* mul: the add running it, or -1 */
+    /* relu folding (training plans unless fusion is off; graph_plan.c plan_relu_fold): a
+     * relu whose first reader is a conv (as its input, only there) leaves its backward to
+     * that conv's, which writes the relu's gradient last and masks it there (kernels.h
+     * conv2d_backward_relu); the relu's input then takes the relu's gradient buffer */
+    int relu_fold;          /* relu: the conv masking its gradient, or -1 */
+    int din_relu;           /* conv: its input is a folded relu's output */
+    int relu_masked;        /* relu: this backward pass's conv has masked its gradient */
     float scalar, dscalar;  /* loss value and its gradient */
     int64_t count;          /* loss: pixels counted */
 } ams_node;

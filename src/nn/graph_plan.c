@@ -167,6 +167,32 @@ static void plan_mul_add(ams_graph *g, const int *uses) {
     }
 }
 
+/* Relu folding (training): relu r, whose gradient flows (needs_grad), read first by conv c
+ * as its input 0 and nowhere else in c, with c's backward run too (needs_grad: it reaches
+ * the loss). Backward runs in reverse order, so c is the last to write r's gradient: its
+ * backward then replaces it by (r > 0 ? gradient : 0), the relu's own backward (graph_exec.c),
+ * and r's input can take that buffer as its gradient (passes_grad, plan_grad_alias): the
+ * relu's pass over memory is gone (the data gradient's kernel applies the select as it
+ * stores). The select is idempotent, so a relu whose gradient ends up in a buffer of its own
+ * still runs its backward, on a gradient already masked, with the same result. */
+static void plan_relu_fold(ams_graph *g) {
+    for (int r = 0; r < g->count; r++) {
+        ams_node *rl = &g->nodes[r];
+        if (rl->op != AMS_OP_RELU || !rl->needs_grad) continue;
+        int c = -1;
+        for (int j = r + 1; j < g->count && c < 0; j++)
+            for (int k = 0; k < g->nodes[j].nin; k++)
+                if (g->nodes[j].xs[k] == r) c = j;
+        if (c < 0) continue;
+        ams_node *cv = &g->nodes[c];
+        int elsewhere = 0;
+        for (int k = 1; k < cv->nin; k++) elsewhere |= cv->xs[k] == r;
+        if (cv->op != AMS_OP_CONV2D || cv->xs[0] != r || elsewhere || !cv->needs_grad) continue;
+        rl->relu_fold = c;
+        cv->din_relu = 1;
+    }
+}
+
 /* Conv fusion. Inference: every conv2d whose value feeds only a frozen batch norm (whose
  * statistics and affine parameters exist before the conv runs) and/or only a ReLU/ReLU6 or
  * a standard hard-swish, and then only a residual add of a same-shaped tensor computed
@@ -189,6 +215,8 @@ static ams_status plan_fusion(ams_graph *g, ams_err *err) {
         nd->hs_x = nd->hs_by = -1;
         nd->pool_sum = nd->pooled_by = -1;
         nd->mul_add = nd->added_by = -1;
+        nd->relu_fold = -1;
+        nd->din_relu = 0;
         free(nd->fold);
         nd->fold = NULL;
     }
@@ -268,6 +296,7 @@ static ams_status plan_fusion(ams_graph *g, ams_err *err) {
     }
     plan_pool_sum(g, uses);
     plan_mul_add(g, uses);
+    if (train) plan_relu_fold(g);
     free(uses);
     return AMS_OK;
 }
@@ -279,7 +308,7 @@ static int arena_grad(const ams_graph *g, const long *gstart, long inf, int i) {
 }
 
 /* Does the backward of node p hand input x exactly its own gradient (an add of a
- * same-shaped x, a reshape, an affine with a = 1)? */
+ * same-shaped x, a reshape, an affine with a = 1, a folded relu)? */
 static int passes_grad(const ams_graph *g, int p, int x) {
     const ams_node *nd = &g->nodes[p];
     if (g->nodes[x].numel != nd->numel) return 0;
@@ -287,6 +316,7 @@ static int passes_grad(const ams_graph *g, int p, int x) {
     case AMS_OP_ADD: return nd->nin == 2 && nd->xs[0] != nd->xs[1];
     case AMS_OP_RESHAPE: return 1;
     case AMS_OP_AFFINE: return nd->a == 1.0f;
+    case AMS_OP_RELU: return nd->relu_fold >= 0;
     default: return 0;
     }
 }

@@ -530,10 +530,13 @@ void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *
 }
 
 /* din, dweight: oneDNN when it can; each falls back to the reference kernel alone. With
- * set, din is overwritten (oneDNN writes it directly) instead of accumulated into. */
-static void conv_backward(const ams_backend *be, int set, float *din, float *dweight, float *dbias,
-                          const float *dout, const float *in, const float *weight,
-                          const ams_conv2d_desc *d) {
+ * set, din is overwritten (oneDNN writes it directly) instead of accumulated into. With
+ * relu_of, the kernels of ours that write din apply its select (kernels.h
+ * conv2d_backward_relu) as they do: returns 1 when one did, else 0 (conv_backward then
+ * applies it in a pass of its own). */
+static int conv_backward_body(const ams_backend *be, int set, float *din, const float *relu_of,
+                              float *dweight, float *dbias, const float *dout, const float *in,
+                              const float *weight, const ams_conv2d_desc *d) {
     ams_cpu_state *st = state(be);
     size_t nin = (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c;
     /* depthwise 3x3 and 5x5 at stride 1 and 3x3 at stride 2, undilated: ours, all gradients
@@ -543,24 +546,27 @@ static void conv_backward(const ams_backend *be, int set, float *din, float *dwe
     if (d->kh == d->kw && d->stride_w == s && ((s == 1 && (d->kh == 3 || d->kh == 5)) ||
                                                (s == 2 && d->kh == 3)) &&
         d->dil_h == 1 && d->dil_w == 1 && !ams_cpu_conv_small(d) &&
-        ams_cpu_dw_backward(be, set, din, dweight, dbias, dout, in, weight, d))
-        return;
+        ams_cpu_dw_backward(be, set, din, relu_of, dweight, dbias, dout, in, weight, d))
+        return 1;
     if (set && din && (ams_cpu_conv_small(d) || !entry(be, d, 0))) {
         memset(din, 0, nin * sizeof *din); /* the accumulating paths below */
         set = 0;
     }
-    if (small_backward(be, din, dweight, dbias, dout, in, weight, d)) return;
+    if (small_backward(be, din, dweight, dbias, dout, in, weight, d)) return 0;
     conv_entry *e = entry(be, d, 0);
     int64_t opix = (int64_t)d->n * d->oh * d->ow;
     if (!e) {
         ams_ref_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
-        return;
+        return 0;
     }
     /* our weight gradient takes the bias gradient along (one pass over dout) */
     if ((dweight || dbias) && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d))
         dweight = dbias = NULL;
     if (dbias) ams_cpu_bias_grad(be, dbias, dout, opix, d->oc);
-    if (din && pw_ours(be, d, d->c) && ams_cpu_pw_backward_data(be, set, din, dout, weight, d)) din = NULL;
+    int masked = 0;
+    if (din && pw_ours(be, d, d->c) &&
+        ams_cpu_pw_backward_data(be, set, din, relu_of, dout, weight, d))
+        din = NULL, masked = 1;
     if (din) {
         if (!e->bad_bwd_d && !e->bwd_d.p && !setup_bwd_d(st, st->conv, e)) e->bad_bwd_d = 1;
         if (e->bad_bwd_d) {
@@ -579,18 +585,34 @@ static void conv_backward(const ams_backend *be, int set, float *din, float *dwe
         if (e->bad_bwd_w) ams_ref_conv2d_backward(be, NULL, dweight, NULL, dout, in, weight, d);
         else conv_bwd_w_acc(be, e, dweight, in, dout);
     }
+    return masked;
+}
+
+static void conv_backward(const ams_backend *be, int set, float *din, const float *relu_of,
+                          float *dweight, float *dbias, const float *dout, const float *in,
+                          const float *weight, const ams_conv2d_desc *d) {
+    if (!conv_backward_body(be, set, din, relu_of, dweight, dbias, dout, in, weight, d) &&
+        relu_of && din) /* in place: an element reads and writes only itself */
+        be->relu_backward_set(be, din, din, relu_of,
+                              (int64_t)d->n * d->h * d->w * d->c);
 }
 
 void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
                              const float *dout, const float *in, const float *weight,
                              const ams_conv2d_desc *d) {
-    conv_backward(be, 0, din, dweight, dbias, dout, in, weight, d);
+    conv_backward(be, 0, din, NULL, dweight, dbias, dout, in, weight, d);
 }
 
 void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight,
                                      float *dbias, const float *dout, const float *in,
                                      const float *weight, const ams_conv2d_desc *d) {
-    conv_backward(be, 1, din, dweight, dbias, dout, in, weight, d);
+    conv_backward(be, 1, din, NULL, dweight, dbias, dout, in, weight, d);
+}
+
+void ams_cpu_conv2d_backward_relu(const ams_backend *be, int set, float *din, float *dweight,
+                                  float *dbias, const float *dout, const float *in,
+                                  const float *weight, const ams_conv2d_desc *d) {
+    conv_backward(be, set, din, in, dweight, dbias, dout, in, weight, d);
 }
 
 /* Transposed forward = backward-data of the conv (out fully overwritten), then bias; tiling
@@ -699,25 +721,46 @@ void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *
     apply_act(out, out_numel(d), act, act_scale);
     add_addend(be, out, addend, d);
 }
-void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
-                             const float *dout, const float *in, const float *weight,
-                             const ams_conv2d_desc *d) {
-    if (!ams_cpu_conv_small(d) && ams_cpu_dw_backward(be, 0, din, dweight, dbias, dout, in, weight, d))
-        return; /* depthwise, ours: conv_dw_bwd.c */
-    if (din && !ams_cpu_conv_small(d) && pw_ours(d) && ams_cpu_pw_backward_data(be, 0, din, dout, weight, d))
-        din = NULL;
-    if (small_backward(be, din, dweight, dbias, dout, in, weight, d)) return;
+/* As the oneDNN build's conv_backward_body: returns 1 when relu_of's select was applied. */
+static int conv_backward_body(const ams_backend *be, int set, float *din, const float *relu_of,
+                              float *dweight, float *dbias, const float *dout, const float *in,
+                              const float *weight, const ams_conv2d_desc *d) {
+    if (!ams_cpu_conv_small(d) &&
+        ams_cpu_dw_backward(be, set, din, relu_of, dweight, dbias, dout, in, weight, d))
+        return 1; /* depthwise, ours: conv_dw_bwd.c */
+    if (set && din) /* the accumulating paths below */
+        memset(din, 0, (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c * sizeof *din);
+    int masked = 0;
+    if (din && !ams_cpu_conv_small(d) && pw_ours(d) &&
+        ams_cpu_pw_backward_data(be, 0, din, relu_of, dout, weight, d))
+        din = NULL, masked = 1;
+    if (small_backward(be, din, dweight, dbias, dout, in, weight, d)) return masked;
     if ((dweight || dbias) && ams_cpu_conv_wgrad(be, dweight, dbias, in, dout, d))
         dweight = dbias = NULL;
     ams_ref_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
+    return masked;
+}
+static void conv_backward(const ams_backend *be, int set, float *din, const float *relu_of,
+                          float *dweight, float *dbias, const float *dout, const float *in,
+                          const float *weight, const ams_conv2d_desc *d) {
+    if (!conv_backward_body(be, set, din, relu_of, dweight, dbias, dout, in, weight, d) &&
+        relu_of && din) /* in place: an element reads and writes only itself */
+        be->relu_backward_set(be, din, din, relu_of, (int64_t)d->n * d->h * d->w * d->c);
+}
+void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
+                             const float *dout, const float *in, const float *weight,
+                             const ams_conv2d_desc *d) {
+    conv_backward(be, 0, din, NULL, dweight, dbias, dout, in, weight, d);
 }
 void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight,
                                      float *dbias, const float *dout, const float *in,
                                      const float *weight, const ams_conv2d_desc *d) {
-    if (!ams_cpu_conv_small(d) && ams_cpu_dw_backward(be, 1, din, dweight, dbias, dout, in, weight, d))
-        return; /* depthwise, ours, overwriting: conv_dw_bwd.c */
-    if (din) memset(din, 0, (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c * sizeof *din);
-    ams_cpu_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
+    conv_backward(be, 1, din, NULL, dweight, dbias, dout, in, weight, d);
+}
+void ams_cpu_conv2d_backward_relu(const ams_backend *be, int set, float *din, float *dweight,
+                                  float *dbias, const float *dout, const float *in,
+                                  const float *weight, const ams_conv2d_desc *d) {
+    conv_backward(be, set, din, in, dweight, dbias, dout, in, weight, d);
 }
 void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in,
                                       const float *weight, const float *bias,

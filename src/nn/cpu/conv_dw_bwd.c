@@ -30,6 +30,12 @@
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef int32_t vi16 __attribute__((vector_size(64), aligned(4)));
+typedef int32_t vi8 __attribute__((vector_size(32), aligned(4)));
+
+/* A folded relu's backward (ams_cpu_dw_backward's relu_of): v where the relu's output r is
+ * > 0, else 0 (relu_backward's select; NaN gives 0), for vectors of type V (int twin IV). */
+#define RELU_KEEP(V, IV, v, r) ((V)((IV)(v) & (IV)((r) > (V){0})))
 
 int ams_cpu_dw_dgrad_ok(const ams_conv2d_desc *d) {
     return d->groups == d->c && d->oc == d->c && d->c > 0 && d->n > 0 && d->h > 0 && d->w > 0 &&
@@ -41,7 +47,7 @@ int ams_cpu_dw_dgrad_ok(const ams_conv2d_desc *d) {
  * vertical taps (g[j], w[j]: dout row at ox = oxb, weight row at kx = kxb), nc column taps
  * t stepping dout by -gstep and the weights by +wstep floats; two accumulators halve the
  * chain of dependent multiply-adds. */
-#define DW_PIXEL(V, k)                                                                         \
+#define DW_PIXEL(V, IV, k)                                                                         \
     do {                                                                                       \
         V a0 = set ? (V){0} : *(const V *)(dp + (k)), a1 = {0};                                \
         for (int j = 0; j < nr; j++) {                                                         \
@@ -53,16 +59,18 @@ int ams_cpu_dw_dgrad_ok(const ams_conv2d_desc *d) {
             }                                                                                  \
             if (t < nc) a0 += *(const V *)g * *(const V *)wv;                                  \
         }                                                                                      \
-        *(V *)(dp + (k)) = a0 + a1;                                                            \
+        a0 += a1;                                                                              \
+        if (mp) a0 = RELU_KEEP(V, IV, a0, *(const V *)(mp + (k)));                             \
+        *(V *)(dp + (k)) = a0;                                                                 \
     } while (0)
 
 /* The interior of a stride-1, undilated K x K row (every tap inside): columns [x0, x1),
  * channels [k0, k1) in blocks of V's lanes (L), the K x K weights of a block held in
  * registers and one accumulator per kernel row. g[j]: dout row of kernel row j (ky = j). */
-#define DW_INTERIOR(K, V, L)                                                                   \
+#define DW_INTERIOR(K, V, IV, L)                                                               \
     static inline __attribute__((always_inline)) void dw_interior##K##_##L(                    \
-        float *drow, const float *const *g, const float *weight, int c, int k0, int k1,        \
-        int pad_l, int x0, int x1, int set) {                                                  \
+        float *drow, const float *mrow, const float *const *g, const float *weight, int c,     \
+        int k0, int k1, int pad_l, int x0, int x1, int set) {                                  \
         const size_t cs = (size_t)c;                                                           \
         for (int k = k0; k + (L) <= k1; k += (L)) {                                            \
             V wv[K][K];                                                                        \
@@ -79,27 +87,30 @@ int ams_cpu_dw_dgrad_ok(const ams_conv2d_desc *d) {
                 }                                                                              \
                 for (int j = 1; j < K; j++) acc[0] += acc[j];                                  \
                 float *dp = drow + (size_t)ix * cs + (size_t)k;                                \
-                *(V *)dp = set ? acc[0] : *(const V *)dp + acc[0];                             \
+                V v = set ? acc[0] : *(const V *)dp + acc[0];                                  \
+                if (mrow) v = RELU_KEEP(V, IV, v, *(const V *)(mrow + (dp - drow)));           \
+                *(V *)dp = v;                                                                  \
             }                                                                                  \
         }                                                                                      \
     }
-DW_INTERIOR(3, v16, 16)
-DW_INTERIOR(5, v16, 16)
-DW_INTERIOR(3, v8, 8)
-DW_INTERIOR(5, v8, 8)
+DW_INTERIOR(3, v16, vi16, 16)
+DW_INTERIOR(5, v16, vi16, 16)
+DW_INTERIOR(3, v8, vi8, 8)
+DW_INTERIOR(5, v8, vi8, 8)
 
 /* The interior for channels [0, cv): 16-lane blocks, then an 8-lane one. */
 static inline __attribute__((always_inline)) void dw_interior(int K, float *drow,
+                                                              const float *mrow,
                                                               const float *const *g,
                                                               const float *weight, int c, int cv,
                                                               int pad_l, int x0, int x1, int set) {
     int c16 = c & ~15;
     if (K == 3) {
-        dw_interior3_16(drow, g, weight, c, 0, c16, pad_l, x0, x1, set);
-        if (cv > c16) dw_interior3_8(drow, g, weight, c, c16, cv, pad_l, x0, x1, set);
+        dw_interior3_16(drow, mrow, g, weight, c, 0, c16, pad_l, x0, x1, set);
+        if (cv > c16) dw_interior3_8(drow, mrow, g, weight, c, c16, cv, pad_l, x0, x1, set);
     } else {
-        dw_interior5_16(drow, g, weight, c, 0, c16, pad_l, x0, x1, set);
-        if (cv > c16) dw_interior5_8(drow, g, weight, c, c16, cv, pad_l, x0, x1, set);
+        dw_interior5_16(drow, mrow, g, weight, c, 0, c16, pad_l, x0, x1, set);
+        if (cv > c16) dw_interior5_8(drow, mrow, g, weight, c, c16, cv, pad_l, x0, x1, set);
     }
 }
 
@@ -108,10 +119,10 @@ static inline __attribute__((always_inline)) void dw_interior(int K, float *drow
  * (dout rows) and w[j] (their weight rows): input columns [x0, x1) whose column taps are all
  * inside: u = ix + pad_l even takes kx 0 and 2 (dout columns u/2 and u/2 - 1), odd takes
  * kx 1 (column u/2). Channels [k0, k1) in blocks of V's lanes (L), weights in registers. */
-#define DW_INTERIOR_S2(V, L)                                                                   \
+#define DW_INTERIOR_S2(V, IV, L)                                                               \
     static inline __attribute__((always_inline)) void dw_interior_s2_##L(                      \
-        float *drow, const float *const *g, const float *const *w, int nr, int c, int k0,      \
-        int k1, int pad_l, int x0, int x1, int set) {                                          \
+        float *drow, const float *mrow, const float *const *g, const float *const *w, int nr,  \
+        int c, int k0, int k1, int pad_l, int x0, int x1, int set) {                           \
         const size_t cs = (size_t)c;                                                           \
         for (int k = k0; k + (L) <= k1; k += (L)) {                                            \
             V w0[2], w1[2], w2[2];                                                             \
@@ -134,19 +145,22 @@ static inline __attribute__((always_inline)) void dw_interior(int K, float *drow
                                *(const V *)(g[1] + o - cs) * w2[1];                            \
                 }                                                                              \
                 float *dp = drow + (size_t)ix * cs + (size_t)k;                                \
-                *(V *)dp = set ? acc : *(const V *)dp + acc;                                   \
+                if (!set) acc += *(const V *)dp;                                               \
+                if (mrow) acc = RELU_KEEP(V, IV, acc, *(const V *)(mrow + (dp - drow)));       \
+                *(V *)dp = acc;                                                                \
             }                                                                                  \
         }                                                                                      \
     }
-DW_INTERIOR_S2(v16, 16)
-DW_INTERIOR_S2(v8, 8)
+DW_INTERIOR_S2(v16, vi16, 16)
+DW_INTERIOR_S2(v8, vi8, 8)
 
 /* din rows [r0, r1) (a row = (image, iy)): each input pixel gathers its taps in registers
- * and writes its din once. Column taps of ix (u = ix + pad_l): with stride s > 1 (dilation
- * 1) u = q * s + ph, kx = ph + t * s, ox = q - t; with stride 1, kx = t, ox = u - t * dil. */
-CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *dout, const float *weight,
-                                           const ams_conv2d_desc *d, int64_t r0, int64_t r1,
-                                           int set) {
+ * and writes its din once (times relu_of's select when not NULL: din's layout). Column taps
+ * of ix (u = ix + pad_l): with stride s > 1 (dilation 1) u = q * s + ph, kx = ph + t * s,
+ * ox = q - t; with stride 1, kx = t, ox = u - t * dil. */
+CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *relu_of, const float *dout,
+                                           const float *weight, const ams_conv2d_desc *d,
+                                           int64_t r0, int64_t r1, int set) {
     const int c = d->c, sw = d->stride_w, dil = d->dil_w, kw = d->kw, ow = d->ow;
     const size_t cs = (size_t)c;
     const int64_t wstep = sw > 1 ? (int64_t)sw * c : c, gstep = sw > 1 ? c : (int64_t)dil * c;
@@ -167,18 +181,19 @@ CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *dout, const 
             wrow[nr++] = weight + (size_t)ky * (size_t)kw * cs;
         }
         float *drow = din + (size_t)r * (size_t)d->w * cs;
+        const float *mrow = relu_of ? relu_of + (drow - din) : NULL;
         /* interior columns of a full 3x3 / 5x5 stride-1 row: the register kernel above */
         int fx0 = 0, fx1 = 0;
         if (fast && nr == kw) {
             fx0 = kw - 1 - d->pad_l > 0 ? kw - 1 - d->pad_l : 0;
             fx1 = ow - d->pad_l < d->w ? ow - d->pad_l : d->w;
-            if (fx1 > fx0) dw_interior(kw, drow, grow, weight, c, cv, d->pad_l, fx0, fx1, set);
+            if (fx1 > fx0) dw_interior(kw, drow, mrow, grow, weight, c, cv, d->pad_l, fx0, fx1, set);
         } else if (fast2 && nr > 0 && nr <= 2) { /* stride 2: u = ix + pad_l in [2, 2 * ow) */
             fx0 = 2 - d->pad_l > 0 ? 2 - d->pad_l : 0;
             fx1 = 2 * ow - d->pad_l < d->w ? 2 * ow - d->pad_l : d->w;
             if (fx1 > fx0) {
-                dw_interior_s2_16(drow, grow, wrow, nr, c, 0, c16, d->pad_l, fx0, fx1, set);
-                dw_interior_s2_8(drow, grow, wrow, nr, c, c16, cv, d->pad_l, fx0, fx1, set);
+                dw_interior_s2_16(drow, mrow, grow, wrow, nr, c, 0, c16, d->pad_l, fx0, fx1, set);
+                dw_interior_s2_8(drow, mrow, grow, wrow, nr, c, c16, cv, d->pad_l, fx0, fx1, set);
             }
         }
         for (int ix = 0; ix < d->w; ix++) {
@@ -202,8 +217,11 @@ CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *dout, const 
                 kxb = tlo, oxb = u - tlo * dil, nc = thi - tlo + 1;
             }
             float *dp = drow + (size_t)ix * cs;
-            if (nc <= 0 || nr == 0) {
+            const float *mp = mrow ? mrow + (size_t)ix * cs : NULL;
+            if (nc <= 0 || nr == 0) { /* no tap reaches this pixel */
                 if (set) memset(dp, 0, cs * sizeof *dp);
+                else if (mp)
+                    for (int k = 0; k < c; k++) dp[k] = mp[k] > 0.0f ? dp[k] : 0.0f;
                 continue;
             }
             for (int j = 0; j < nr; j++) {
@@ -211,16 +229,16 @@ CPU_MULTIVERSION static void dw_dgrad_rows(float *din, const float *dout, const 
                 wb[j] = wrow[j] + (size_t)kxb * cs;
             }
             int k = ix >= fx0 && ix < fx1 ? cv : 0;
-            for (; k + 16 <= c; k += 16) DW_PIXEL(v16, k);
+            for (; k + 16 <= c; k += 16) DW_PIXEL(v16, vi16, k);
             if (k + 8 <= c) {
-                DW_PIXEL(v8, k);
+                DW_PIXEL(v8, vi8, k);
                 k += 8;
             }
             for (; k < c; k++) {
                 float a = set ? 0.0f : dp[k];
                 for (int j = 0; j < nr; j++)
                     for (int t = 0; t < nc; t++) a += gb[j][k - t * gstep] * wb[j][k + t * wstep];
-                dp[k] = a;
+                dp[k] = mp && !(mp[k] > 0.0f) ? 0.0f : a;
             }
         }
     }
@@ -400,9 +418,9 @@ CPU_MULTIVERSION static void bias_rows(float *bacc, const float *dy, int64_t r0,
  * gradients of row oy, then the data gradient of the input rows [oy * s, (oy + 1) * s)
  * (the last row of an image takes the rest): the dout rows they read are the ones just
  * summed, still in cache, so dout, x and din each cross memory once. */
-static void dw_units(float *din, float *acc, float *bacc, const float *dout, const float *x,
-                     const float *weight, const ams_conv2d_desc *d, int64_t u0, int64_t u1,
-                     int set) {
+static void dw_units(float *din, const float *relu_of, float *acc, float *bacc,
+                     const float *dout, const float *x, const float *weight,
+                     const ams_conv2d_desc *d, int64_t u0, int64_t u1, int set) {
     const int s = d->stride_h;
     for (int64_t u = u0; u < u1; u++) {
         if (acc) dw_wgrad_rows(acc, x, dout, u, u + 1, d);
@@ -412,13 +430,14 @@ static void dw_units(float *din, float *acc, float *bacc, const float *dout, con
         int oy = (int)(u % d->oh);
         int lo = oy * s < d->h ? oy * s : d->h;
         int hi = oy == d->oh - 1 ? d->h : ((oy + 1) * s < d->h ? (oy + 1) * s : d->h);
-        if (hi > lo) dw_dgrad_rows(din, dout, weight, d, b * d->h + lo, b * d->h + hi, set);
+        if (hi > lo)
+            dw_dgrad_rows(din, relu_of, dout, weight, d, b * d->h + lo, b * d->h + hi, set);
     }
 }
 
-int ams_cpu_dw_backward(const ams_backend *be, int set, float *din, float *dweight, float *dbias,
-                        const float *dout, const float *x, const float *weight,
-                        const ams_conv2d_desc *d) {
+int ams_cpu_dw_backward(const ams_backend *be, int set, float *din, const float *relu_of,
+                        float *dweight, float *dbias, const float *dout, const float *x,
+                        const float *weight, const ams_conv2d_desc *d) {
     ams_cpu_state *st = (ams_cpu_state *)be->state;
     if (d->groups != d->c || d->oc != d->c || d->c <= 0 || d->n <= 0 || d->oh <= 0 ||
         d->ow <= 0 || d->h <= 0 || d->w <= 0 || d->kh > MAX_KH ||
@@ -441,7 +460,7 @@ int ams_cpu_dw_backward(const ams_backend *be, int set, float *din, float *dweig
         cpu_split(units, t, nt, &lo, &hi);
         float *acc, *bacc;
         cpu_partials_take(part, per, t, dweight, nw, dbias, nb, &acc, &bacc);
-        dw_units(din, acc, bacc, dout, x, weight, d, lo, hi, set);
+        dw_units(din, relu_of, acc, bacc, dout, x, weight, d, lo, hi, set);
     }
     cpu_partials_fold(part, per, nt, dweight, nw, dbias, nb);
     return 1;
@@ -457,6 +476,6 @@ void ams_cpu_dw_dgrad(const ams_backend *be, int set, float *din, const float *d
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
         cpu_split(rows, t, nt, &lo, &hi);
-        dw_dgrad_rows(din, dout, weight, d, lo, hi, set);
+        dw_dgrad_rows(din, NULL, dout, weight, d, lo, hi, set);
     }
 }

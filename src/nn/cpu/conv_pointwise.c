@@ -29,6 +29,8 @@ typedef struct epilogue {
     float act_scale;
     const float *addend;  /* same layout as the output; NULL: none */
     int accumulate;       /* out += result (data gradients) */
+    const float *relu_of; /* same layout: result kept only where it is > 0 (a folded relu's
+                           * backward, after accumulating); NULL: none */
 } epilogue;
 
 /* Geometry only (dilation does nothing to a 1x1 kernel); conv_small.c and conv_wgrad.c ask
@@ -49,11 +51,12 @@ int ams_cpu_pw_available(void) { return __builtin_cpu_supports("avx512f"); }
 /* A tile of R rows x NB vectors (acc, row-major) through the epilogue into out (row stride
  * n; the last vector's real columns are m): bias, activation times its scale (as apply_act
  * in conv_dnnl.c: relu, clip(0, 6), x * (scale / 6) * clip(x + 3, 0, 6)), + addend, + out
- * when accumulating. Each step is a loop over the whole tile behind one test, so the tests
- * are paid per tile, not per vector (they were a quarter of a 16-channel conv's time). */
+ * when accumulating, then zero where relu_of (the tile's rows of e->relu_of) is not > 0.
+ * Each step is a loop over the whole tile behind one test, so the tests are paid per tile,
+ * not per vector (they were a quarter of a 16-channel conv's time). */
 static inline __attribute__((always_inline)) AVX512 void store_tile(
-    float *out, const float *addend, int64_t n, __m512 *acc, int R, int NB, __mmask16 m,
-    const epilogue *e, const float *bias) {
+    float *out, const float *addend, const float *relu_of, int64_t n, __m512 *acc, int R,
+    int NB, __mmask16 m, const epilogue *e, const float *bias) {
     const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
     const int full = m == 0xffff; /* masked loads and stores are slow on AMD: a real tail only */
     if (bias)
@@ -93,6 +96,14 @@ static inline __attribute__((always_inline)) AVX512 void store_tile(
                 __m512 v = j < NB - 1 || full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
                 acc[r * NB + j] = _mm512_add_ps(acc[r * NB + j], v);
             }
+    if (relu_of)
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < NB; j++) {
+                const float *p = relu_of + r * n + j * 16;
+                __m512 v = j < NB - 1 || full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+                acc[r * NB + j] =
+                    _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), acc[r * NB + j]);
+            }
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NB; j++) {
             float *p = out + r * n + j * 16;
@@ -124,8 +135,9 @@ static inline __attribute__((always_inline)) AVX512 void store_tile(
                     for (int j = 0; j < NB; j++) acc[r][j] = _mm512_fmadd_ps(av, b[j], acc[r][j]); \
                 }                                                                                 \
             }                                                                                     \
-            store_tile(out + r0 * n, addend ? addend + r0 * n : NULL, n, &acc[0][0], R, NB, m,    \
-                       &ec, bias);                                                                \
+            store_tile(out + r0 * n, addend ? addend + r0 * n : NULL,                             \
+                       ec.relu_of ? ec.relu_of + r0 * n : NULL, n, &acc[0][0], R, NB, m, &ec,     \
+                       bias);                                                                     \
         }                                                                                         \
         for (; r0 < rows; r0++) {                                                                 \
             __m512 acc[NB];                                                                       \
@@ -136,8 +148,8 @@ static inline __attribute__((always_inline)) AVX512 void store_tile(
                 for (int j = 0; j < NB; j++)                                                      \
                     acc[j] = _mm512_fmadd_ps(av, _mm512_load_ps(bq + j * 16), acc[j]);            \
             }                                                                                     \
-            store_tile(out + r0 * n, addend ? addend + r0 * n : NULL, n, acc, 1, NB, m, &ec,      \
-                       bias);                                                                     \
+            store_tile(out + r0 * n, addend ? addend + r0 * n : NULL,                             \
+                       ec.relu_of ? ec.relu_of + r0 * n : NULL, n, acc, 1, NB, m, &ec, bias);     \
         }                                                                                         \
     }
 
@@ -167,15 +179,17 @@ static AVX512 void gemm_slice(float *out, const float *a, const float *packed, i
             float *o = out + c0 * n + col;
             const float *ad = e->addend ? e->addend + c0 * n + col : NULL;
             const float *bias = e->bias ? e->bias + col : NULL;
+            epilogue ep = *e; /* relu_of at this chunk's and panel's corner */
+            if (e->relu_of) ep.relu_of = e->relu_of + c0 * n + col;
             switch (nb + (k == 16 ? 4 : 0)) {
-            case 1: tiles1(o, ad, n, ac, k, panel, rows, m, e, bias); break;
-            case 2: tiles2(o, ad, n, ac, k, panel, rows, m, e, bias); break;
-            case 3: tiles3(o, ad, n, ac, k, panel, rows, m, e, bias); break;
-            case 4: tiles4(o, ad, n, ac, k, panel, rows, m, e, bias); break;
-            case 5: tiles1_k16(o, ad, n, ac, k, panel, rows, m, e, bias); break;
-            case 6: tiles2_k16(o, ad, n, ac, k, panel, rows, m, e, bias); break;
-            case 7: tiles3_k16(o, ad, n, ac, k, panel, rows, m, e, bias); break;
-            default: tiles4_k16(o, ad, n, ac, k, panel, rows, m, e, bias); break;
+            case 1: tiles1(o, ad, n, ac, k, panel, rows, m, &ep, bias); break;
+            case 2: tiles2(o, ad, n, ac, k, panel, rows, m, &ep, bias); break;
+            case 3: tiles3(o, ad, n, ac, k, panel, rows, m, &ep, bias); break;
+            case 4: tiles4(o, ad, n, ac, k, panel, rows, m, &ep, bias); break;
+            case 5: tiles1_k16(o, ad, n, ac, k, panel, rows, m, &ep, bias); break;
+            case 6: tiles2_k16(o, ad, n, ac, k, panel, rows, m, &ep, bias); break;
+            case 7: tiles3_k16(o, ad, n, ac, k, panel, rows, m, &ep, bias); break;
+            default: tiles4_k16(o, ad, n, ac, k, panel, rows, m, &ep, bias); break;
             }
         }
     }
@@ -335,14 +349,14 @@ static int gemm(const ams_backend *be, float *out, const float *in, const float 
 int ams_cpu_pw_forward(const ams_backend *be, float *out, const float *in, const float *weight,
                        const float *bias, const ams_conv2d_desc *d, int act, float act_scale,
                        const float *addend) {
-    epilogue e = {NULL, act, act_scale, addend, 0};
+    epilogue e = {NULL, act, act_scale, addend, 0, NULL};
     /* HWIO 1x1: weight (c, oc) is B as it is */
     return gemm(be, out, in, weight, d->oc, 1, d->c, d->oc, (int64_t)d->n * d->h * d->w, bias, &e);
 }
 
-int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const float *dout,
-                             const float *weight, const ams_conv2d_desc *d) {
-    epilogue e = {NULL, AMS_CONV_ACT_NONE, 1.0f, NULL, !set};
+int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const float *relu_of,
+                             const float *dout, const float *weight, const ams_conv2d_desc *d) {
+    epilogue e = {NULL, AMS_CONV_ACT_NONE, 1.0f, NULL, !set, relu_of};
     /* din (p, c) = dy (p, oc) . W^T: B (oc, c) element (q, j) = weight[j*oc + q] */
     return gemm(be, din, dout, weight, 1, d->oc, d->oc, d->c, (int64_t)d->n * d->h * d->w, NULL, &e);
 }
@@ -357,9 +371,9 @@ int ams_cpu_pw_forward(const ams_backend *be, float *out, const float *in, const
     (void)act_scale, (void)addend;
     return 0;
 }
-int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const float *dout,
-                             const float *weight, const ams_conv2d_desc *d) {
-    (void)be, (void)set, (void)din, (void)dout, (void)weight, (void)d;
+int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const float *relu_of,
+                             const float *dout, const float *weight, const ams_conv2d_desc *d) {
+    (void)be, (void)set, (void)din, (void)relu_of, (void)dout, (void)weight, (void)d;
     return 0;
 }
 void ams_cpu_pw_wgrad(float *acc, float *bacc, const float *x, const float *dy, int64_t p0,

@@ -126,7 +126,7 @@ int ams_cpu_conv_wgrad(const ams_backend *be, float *dweight, float *dbias, cons
     if (pointwise && ams_cpu_pw_available()) /* our AVX-512 tiles: conv_pointwise.c */
         return pw_avx512(be, dweight, dbias, x, dy, pixels, d->c, d->oc);
     if (depthwise) /* conv_dw_bwd.c, with the bias gradient in the same pass */
-        return ams_cpu_dw_backward(be, 0, NULL, dweight, dbias, dy, x, NULL, d);
+        return ams_cpu_dw_backward(be, 0, NULL, NULL, dweight, dbias, dy, x, NULL, d);
     if (!dweight) return 0;
     if (dbias) { /* as the callers' bias-only path: the same bits with a frozen filter */
         ams_cpu_bias_grad(be, dbias, dy, pixels, d->oc);

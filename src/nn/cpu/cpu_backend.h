@@ -42,6 +42,8 @@ void ams_cpu_conv2d_forward_act(const ams_backend *be, float *out, const float *
 void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
 /* conv2d_backward with din overwritten (kernels.h: conv2d_backward_din_set) */
 void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
+/* conv2d_backward with a folded relu's backward (kernels.h conv2d_backward_relu) */
+void ams_cpu_conv2d_backward_relu(const ams_backend *be, int set, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
 void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in, const float *weight, const float *bias, const ams_conv2d_desc *d);
 void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float *dweight, float *dbias, const float *dout, const float *in, const float *weight, const ams_conv2d_desc *d);
 /* the transposed backward with din overwritten (kernels.h: conv2d_transpose_backward_din_set) */
@@ -63,12 +65,14 @@ int ams_cpu_dw_dgrad_ok(const ams_conv2d_desc *d);
 void ams_cpu_dw_dgrad(const ams_backend *be, int set, float *din, const float *dout,
                       const float *weight, const ams_conv2d_desc *d);
 /* The whole backward of a depthwise conv (multiplier 1) in one pass over dout (conv_dw_bwd.c):
- * din overwritten (set) or accumulated into, dweight and dbias accumulated into; each may be
- * NULL (weight may be NULL without din). Returns 0, nothing written, when d is not depthwise
- * or din is asked for a d that ams_cpu_dw_dgrad_ok refuses. */
-int ams_cpu_dw_backward(const ams_backend *be, int set, float *din, float *dweight, float *dbias,
-                        const float *dout, const float *x, const float *weight,
-                        const ams_conv2d_desc *d);
+ * din overwritten (set) or accumulated into, then, with relu_of (din's layout; NULL: none),
+ * kept only where relu_of > 0 (a folded relu's backward, kernels.h conv2d_backward_relu);
+ * dweight and dbias accumulated into; each may be NULL (weight may be NULL without din).
+ * Returns 0, nothing written, when d is not depthwise or din is asked for a d that
+ * ams_cpu_dw_dgrad_ok refuses. */
+int ams_cpu_dw_backward(const ams_backend *be, int set, float *din, const float *relu_of,
+                        float *dweight, float *dbias, const float *dout, const float *x,
+                        const float *weight, const ams_conv2d_desc *d);
 /* Transposed convolutions whose windows tile the output (conv_transpose_tiled.c):
  * ams_cpu_conv_tiled says whether d is one (stride == kernel, unpadded, undilated, one
  * group, exact tiling); backward (set: din overwritten, else accumulated into) returns 0
@@ -82,15 +86,16 @@ int ams_cpu_conv_tiled_backward(const ams_backend *be, int set, float *din, floa
 /* Pointwise convolutions (1x1, stride 1, unpadded, one group, output the input's size) as
  * our own GEMM (conv_pointwise.c): ams_cpu_conv_pointwise says whether d is one; the forward applies
  * its epilogue (bias, act scaled by act_scale, then + addend; NULLs: none) as it stores,
- * the data gradient overwrites din (set) or accumulates. Both return 0 when the packed
- * weights' buffer could not be allocated (nothing was written). */
+ * the data gradient overwrites din (set) or accumulates, then keeps it only where relu_of
+ * (din's layout; NULL: none) is > 0. Both return 0 when the packed weights' buffer could
+ * not be allocated (nothing was written). */
 int ams_cpu_conv_pointwise(const ams_conv2d_desc *d);
 int ams_cpu_pw_available(void); /* the CPU runs them (AVX-512) */
 int ams_cpu_pw_forward(const ams_backend *be, float *out, const float *in, const float *weight,
                        const float *bias, const ams_conv2d_desc *d, int act, float act_scale,
                        const float *addend);
-int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const float *dout,
-                             const float *weight, const ams_conv2d_desc *d);
+int ams_cpu_pw_backward_data(const ams_backend *be, int set, float *din, const float *relu_of,
+                             const float *dout, const float *weight, const ams_conv2d_desc *d);
 /* acc (c, oc) += x (p, c)^T . dy (p, oc) over pixels [p0, p1): the pointwise weight gradient,
  * and bacc (oc; NULL: none) += the column sums of dy (the bias gradient) in the same pass
  * (only where ams_cpu_pw_available). */

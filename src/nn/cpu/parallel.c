@@ -634,6 +634,7 @@ void ams_cpu_fill_table(ams_backend *be) {
     be->conv2d_forward_act = ams_cpu_conv2d_forward_act;
     be->conv2d_backward = ams_cpu_conv2d_backward;
     be->conv2d_backward_din_set = ams_cpu_conv2d_backward_din_set;
+    be->conv2d_backward_relu = ams_cpu_conv2d_backward_relu;
     be->conv2d_transpose_forward = ams_cpu_conv2d_transpose_forward;
     be->conv2d_transpose_backward = ams_cpu_conv2d_transpose_backward;
     be->conv2d_transpose_backward_din_set = ams_cpu_conv2d_transpose_backward_din_set;
