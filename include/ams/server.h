@@ -1,5 +1,5 @@
 /* server.h - the AMS server: many edge clients over AMSP (proto.h), one session per client id,
- * compute (teacher labelling + training) on worker threads behind a fair round-robin queue.
+ * compute (teacher labelling + training) on worker threads behind a fair scheduler.
  *
  *     ams_server_config c;
  *     ams_server_config_default(&c);
@@ -35,9 +35,11 @@
  * holds; it writes the weights the client should move to into job->target and says whether they
  * changed. The server encodes (update_codec.h), persists and sends. One session is never in two
  * jobs at once; jobs of different sessions run concurrently on `workers` threads. The scheduler
- * serves sessions with pending uploads in round-robin order (starvation-free: a session waits
- * for at most one job of every other session per worker), and reports per-client training lag
- * (job finish time - arrival of its oldest upload). ams_compute_stub is a test mode (updates
+ * is starvation-free (a session waits for at most one job of every other session) and fair in
+ * lag: among the sessions with pending uploads it may serve, the one whose last job's lag was
+ * largest goes first (ties: round-robin order), so clients whose uploads arrive together take
+ * turns at being first. It reports per-client training lag (job finish time - arrival of its
+ * oldest upload). ams_compute_stub is a test mode (updates
  * flow, nothing learns); server_trainer.h is the real compute (teacher, horizon, trainer).
  *
  * Stats: a client's STATS message is answered with one JSON object of this session: id,

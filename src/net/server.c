@@ -217,6 +217,7 @@ static int on_hello(ams_server *s, conn *c, const ams_proto_frame *f) {
     else if (!memcmp(h.weights_hash, s->initial_hash, AMS_HASH_LEN)) action = 2;
     else action = 3;
     if (action == 2) {
+        ams_sched_work_added(s, ss);
         ss->resync = 1;
         pthread_cond_signal(&s->cv);
     }
@@ -278,6 +279,7 @@ static int on_upload(ams_server *s, conn *c, const ams_proto_frame *f) {
         ss->pending = g;
         ss->cap_pending = cap;
     }
+    ams_sched_work_added(s, ss);
     ss->pending[ss->n_pending++] =
         (ams_net_sample){.head = h, .h264 = copy, .len = n, .arrived = ams_server_now()};
     ss->info.uploads++;

@@ -25,6 +25,8 @@ typedef struct session {
     ams_net_sample *pending;      /* uploads waiting for compute (h264 owned) */
     int n_pending, cap_pending;
     int busy;                     /* a worker runs its job */
+    uint64_t served_seq;          /* the scheduler's pick count at its last job (0: none) */
+    uint64_t waiting_seq;         /* the pick count when its work now waiting came */
     int resync;                   /* the client holds the initial weights: send initial->mirror */
     int send_pending;             /* a new update waits for the loop to send it */
     void *cstate;                 /* compute state */
@@ -52,6 +54,7 @@ struct ams_server {
     session **sessions;           /* n_sessions, in creation order (round-robin order) */
     int n_sessions;
     int rr;                       /* next session index the scheduler looks at */
+    uint64_t picks;               /* jobs the scheduler has started */
     struct conn *conns;           /* loop thread only: open connections, a list */
     int n_conns;
     ams_server_totals totals;
@@ -59,6 +62,12 @@ struct ams_server {
 
 /* Monotonic seconds. */
 double ams_server_now(void);
+
+/* The scheduler (server_sched.c), mu held. ams_sched_work_added: before work (an upload, a
+ * resync) is queued for ss. ams_sched_pick: the next session to run a job for (marked
+ * served, not busy: the caller sets that), or NULL when none has work. */
+void ams_sched_work_added(ams_server *s, session *ss);
+session *ams_sched_pick(ams_server *s);
 
 /* Session store (server_session.c). Finds or creates (from state_dir or the initial weights)
  * the session of id; called with mu held. NULL on error. */

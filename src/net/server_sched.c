@@ -1,4 +1,4 @@
-/* server_sched.c - the server's compute workers: a fair round-robin over sessions with work,
+/* server_sched.c - the server's compute workers: a fair scheduler over sessions with work,
  * one job per session at a time; a job runs the compute (or a resync), encodes the update,
  * persists the session and hands the update to the event loop. */
 #include <math.h>
@@ -11,17 +11,41 @@
 #include "ams/update_codec.h"
 #include "net/server_internal.h"
 
-/* Next session with work after the round-robin cursor; mu held. */
-static session *pick(ams_server *s) {
+static int has_work(const session *ss) { return !ss->busy && (ss->resync || ss->n_pending > 0); }
+
+void ams_sched_work_added(ams_server *s, session *ss) {
+    if (!ss->resync && ss->n_pending == 0) ss->waiting_seq = s->picks; /* it starts waiting */
+}
+
+/* May y run before the other sessions waiting: has it not been served since any of them
+ * began to wait? (served_seq <= waiting_seq holds for every session: work that waits came
+ * after its last pick, so the one waiting longest always may.) */
+static int may_go(const ams_server *s, const session *y) {
+    for (int i = 0; i < s->n_sessions; i++) {
+        const session *x = s->sessions[i];
+        if (x != y && has_work(x) && y->served_seq > x->waiting_seq) return 0;
+    }
+    return 1;
+}
+
+/* Fair twice over. No session waits for more than one job of every other session (a session
+ * served since another began to wait is passed over: round-robin's bound). Among those that
+ * may go, the one whose last job's lag was largest first: clients whose uploads arrive
+ * together take turns at being first (round-robin served them in the same order every
+ * period, one client always a whole job later: its lag the sum of both). Ties: round-robin
+ * order from the cursor. */
+session *ams_sched_pick(ams_server *s) {
+    int best = -1;
     for (int k = 0; k < s->n_sessions; k++) {
         int i = (s->rr + k) % s->n_sessions;
         session *ss = s->sessions[i];
-        if (!ss->busy && (ss->resync || ss->n_pending > 0)) {
-            s->rr = (i + 1) % s->n_sessions;
-            return ss;
-        }
+        if (!has_work(ss) || !may_go(s, ss)) continue;
+        if (best < 0 || ss->info.lag_last > s->sessions[best]->info.lag_last) best = i;
     }
-    return NULL;
+    if (best < 0) return NULL;
+    s->rr = (best + 1) % s->n_sessions;
+    s->sessions[best]->served_seq = ++s->picks;
+    return s->sessions[best];
 }
 
 static void wake_loop(ams_server *s) {
@@ -162,7 +186,7 @@ static void *worker(void *arg) {
     float *current = malloc(bytes), *target = malloc(bytes), *applied = malloc(bytes);
     pthread_mutex_lock(&s->mu);
     while (!s->workers_stop) {
-        session *ss = (current && target && applied) ? pick(s) : NULL;
+        session *ss = (current && target && applied) ? ams_sched_pick(s) : NULL;
         if (!ss) {
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
