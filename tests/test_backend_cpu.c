@@ -168,6 +168,7 @@ static int test_conv_fixed_shapes(void) {
         make_desc(1, 6, 9, 144, 144, 5, 5, 1, 1, 1, 1, 144, 1, 0, 0, 0, 0), /* 5x5, 8 + 1 vectors */
         make_desc(2, 18, 26, 5, 3, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),     /* tiled (transposed 2x2 s2) */
         make_desc(2, 32, 40, 1, 16, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),    /* selfie's 16 -> 1 upsampling */
+        make_desc(2, 12, 42, 1, 32, 3, 2, 3, 2, 1, 1, 1, 0, 0, 0, 0, 0),    /* one channel, 2 blocks, 3x2, a tail */
         make_desc(3, 10, 70, 2, 32, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),    /* tiled, 16-lane paths, 2 blocks + tail */
         make_desc(1, 4, 12, 3, 80, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0),     /* tiled, oc > 64: dot products */
         make_desc(1, 9, 12, 4, 6, 3, 2, 3, 2, 1, 1, 1, 0, 0, 0, 0, 0),      /* tiled, 3x2 windows */

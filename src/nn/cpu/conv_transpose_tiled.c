@@ -8,8 +8,10 @@
  * the forward takes 16 input pixels of a row at a time and sums their products with a tap's
  * weights over oc in 16 lanes, then all 16 pixels' lanes in one tree of shuffles; the
  * backward keeps a pixel's data gradient and the slice's weight gradient in 16-lane
- * registers (no per-element horizontal sums, no read-modify-write per tap). Other shapes:
- * a dot product per output element.
+ * registers (no per-element horizontal sums, no read-modify-write per tap). One output
+ * channel with 2-wide taps (the selfie's) transposes 16 pixels x 16 channels instead, so
+ * that each tap is 16 multiply-adds into one vector (with AVX-512: 0.49 -> 0.17 ms at
+ * 5 x 96x128x16, one thread). Other shapes: a dot product per output element.
  * Descriptor roles as in kernels.h: the transposed input is (n,oh,ow,oc), its output
  * (n,h,w,c), the weight (kh,kw,c,oc).
  */
@@ -284,15 +286,105 @@ static int threads_for(const ams_backend *be, const ams_conv2d_desc *d) {
     return nt > rows ? (int)rows : nt;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+/* r[0..15] (rows) transposed in place: r[j] lane p = old r[p] lane j. */
+static inline __attribute__((always_inline)) AVX512 void transpose16(__m512 *r) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) { /* pairs of rows, element by element */
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { /* quads of rows, pairs of elements */
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int i = 0; i < 8; i++) { /* 128-bit lanes: rows 0-3 with 4-7, 8-11 with 12-15 */
+        int a = (i / 4) * 8 + i % 4;
+        t[a] = _mm512_shuffle_f32x4(r[a], r[a + 4], 0x88);
+        t[a + 4] = _mm512_shuffle_f32x4(r[a], r[a + 4], 0xDD);
+    }
+    for (int i = 0; i < 8; i++) { /* and rows 0-7 with 8-15 */
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    }
+}
+
+/* The forward for one output channel (c == 1) and 2-wide taps (kw == 2), oc % 16 == 0 (a
+ * segmentation head's 2x upsampling, 16 -> 1 in the selfie): input rows [r0, r1), 16 pixels
+ * of a row at a time, each 16 channels of them transposed so that lane p is pixel p: a tap's
+ * 16 outputs are then 16 multiply-adds with broadcast weights (the lane trees of
+ * tiled_fwd_rows cost 45 shuffles and adds per tap), and the two taps of a kernel row
+ * interleave into 32 consecutive outputs. The rest of a row as tiled_fwd_rows. */
+static AVX512 void tiled_fwd_c1_rows(float *out, const float *in, const float *weight,
+                                     const float *bias, const ams_conv2d_desc *d, int64_t r0,
+                                     int64_t r1) {
+    const int oc = d->oc, kh = d->kh;
+    const float bv = bias ? bias[0] : 0.0f;
+    const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi_idx =
+        _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    for (int64_t r = r0; r < r1; r++) {
+        int b = (int)(r / d->oh), oy = (int)(r % d->oh);
+        const float *irow = in + (size_t)r * (size_t)d->ow * (size_t)oc;
+        int ox = 0;
+        for (; ox + 16 <= d->ow; ox += 16) {
+            const float *xb = irow + (size_t)ox * (size_t)oc;
+            for (int ky = 0; ky < kh; ky++) {
+                __m512 a0 = _mm512_set1_ps(bv), a1 = a0;
+                const float *w0 = weight + (size_t)(ky * 2) * (size_t)oc, *w1 = w0 + oc;
+                for (int j0 = 0; j0 < oc; j0 += 16) {
+                    __m512 col[16];
+                    for (int p = 0; p < 16; p++) col[p] = _mm512_loadu_ps(xb + (size_t)p * oc + j0);
+                    transpose16(col);
+                    for (int j = 0; j < 16; j++) {
+                        a0 = _mm512_fmadd_ps(col[j], _mm512_set1_ps(w0[j0 + j]), a0);
+                        a1 = _mm512_fmadd_ps(col[j], _mm512_set1_ps(w1[j0 + j]), a1);
+                    }
+                }
+                float *o = out + ((size_t)b * (size_t)d->h + (size_t)(oy * kh + ky)) * (size_t)d->w +
+                           (size_t)ox * 2;
+                _mm512_storeu_ps(o, _mm512_permutex2var_ps(a0, lo_idx, a1));
+                _mm512_storeu_ps(o + 16, _mm512_permutex2var_ps(a0, hi_idx, a1));
+            }
+        }
+        for (int ky = 0; ky < kh && ox < d->ow; ky++) {
+            float *orow = out + ((size_t)b * (size_t)d->h + (size_t)(oy * kh + ky)) * (size_t)d->w;
+            for (int x = ox; x < d->ow; x++)
+                for (int kx = 0; kx < 2; kx++)
+                    orow[x * 2 + kx] = bv + dot16(irow + (size_t)x * (size_t)oc,
+                                                  weight + (size_t)(ky * 2 + kx) * (size_t)oc, oc);
+        }
+    }
+}
+
+static int c1_fast(const ams_conv2d_desc *d) {
+    return d->c == 1 && d->kw == 2 && d->oc % 16 == 0 && __builtin_cpu_supports("avx512f");
+}
+#else
+static int c1_fast(const ams_conv2d_desc *d) { (void)d; return 0; }
+static void tiled_fwd_c1_rows(float *out, const float *in, const float *weight,
+                              const float *bias, const ams_conv2d_desc *d, int64_t r0,
+                              int64_t r1) {
+    tiled_fwd_rows(out, in, weight, bias, d, r0, r1);
+}
+#endif
+
 void ams_cpu_conv_tiled_forward(const ams_backend *be, float *out, const float *in,
                                 const float *weight, const float *bias, const ams_conv2d_desc *d) {
-    int nt = threads_for(be, d);
+    int nt = threads_for(be, d), c1 = c1_fast(d);
     int64_t rows = (int64_t)d->n * d->oh;
     CPU_PARALLEL_FOR
     for (int t = 0; t < nt; t++) {
         int64_t lo, hi;
         cpu_split(rows, t, nt, &lo, &hi);
-        tiled_fwd_rows(out, in, weight, bias, d, lo, hi);
+        if (c1) tiled_fwd_c1_rows(out, in, weight, bias, d, lo, hi);
+        else tiled_fwd_rows(out, in, weight, bias, d, lo, hi);
     }
 }
 
