@@ -50,10 +50,7 @@ static inline float tanh_vec(float x) {
 static inline float log1p_unit(float e) {
     float u = 1.0f + e;
     union { float f; uint32_t u; } b = {.f = u};
-    /* u = m * 2^k, m in [0.5, 1); k read as (2^23 + exponent bits) - 2^23, since an int to
-     * float conversion may trap, and GCC then left the callers' loops scalar */
-    union { uint32_t u; float f; } kb = {.u = 0x4B000000u | (b.u >> 23)};
-    float k = kb.f - 8388734.0f; /* 2^23 + 126 */
+    float k = (float)((int32_t)(b.u >> 23) - 126); /* u = m * 2^k, m in [0.5, 1) */
     b.u = (b.u & 0x007fffffu) | 0x3f000000u;
     float m = b.f;
     /* m < sqrt(1/2): use 2m - 1 and k - 1 */
