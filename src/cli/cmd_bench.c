@@ -101,7 +101,7 @@ static ams_status bench_run(bench *b, double *ms, ams_err *err) {
     }
     qsort(ms, (size_t)b->reps, sizeof *ms, cmp_double);
     if (b->profile) {
-        ams_graph_profile_report(b->g, stderr, 20);
+        ams_graph_profile_report(b->g, stderr, getenv("AMS_TOP") ? atoi(getenv("AMS_TOP")) : 20);
         if (b->train)
             fprintf(stderr, "  outside the graph: Adam %.3f ms/step\n",
                     opt_s * 1e3 / (double)b->reps);
