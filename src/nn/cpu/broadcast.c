@@ -9,7 +9,8 @@
  * row of 16 floats (that set-up was most of the selfie's mul forward and backward).
  * A gradient of a broadcast operand is a reduction: each thread sums into its own double
  * partial (like the reference, which sums in double; runs of short rows sum 64 rows in
- * float first), the partials are added at the end.
+ * float first), the partials are added at the end. A squeeze-excite product's two
+ * gradients are summed in one sweep over dout (the same bits as two).
  * More than CPU_BC_DIMS collapsed dimensions, or a reduced operand too big for partials,
  * runs the reference kernel.
  */
@@ -422,6 +423,77 @@ static int bc_grad(const ams_backend *be, int t, int set, int xb, const bshape *
     return 1;
 }
 
+/* Rows [r0, r1) of a product's two gradients at once, operand f full (b when fb) and r
+ * constant through each run of rows: df (=|+=) g * r, and part (r's partial, double) += the
+ * sum of g * f, 64 rows in float first: bwd_rows' two sweeps in one (the same operations on
+ * each element, so the same bits), g read once. */
+CPU_MULTIVERSION static void both_rows(const bshape *s, int fb, int set_f, float *df, double *part,
+                                       const float *g, const float *a, const float *b,
+                                       int64_t r0, int64_t r1) {
+    rowpos p;
+    row_start(s, r0, &p);
+    const int64_t n = s->inner, is_f = fb ? s->sb[s->nd - 2] : s->sa[s->nd - 2];
+    float acc[RUN_SUM_COLS] __attribute__((aligned(64)));
+    for (int64_t r = r0, m; r < r1; r += m, run_next(s, &p, m)) {
+        m = run_len(s, &p, r, r1);
+        const float *gr = g + r * n, *pf = fb ? b + p.ob : a + p.oa, *pr = fb ? a + p.oa : b + p.ob;
+        float *d = df + (fb ? p.ob : p.oa);
+        double *q_r = part + (fb ? p.oa : p.ob);
+        for (int64_t q0 = 0; q0 < m; q0 += RUN_SUM_ROWS) {
+            int64_t q1 = q0 + RUN_SUM_ROWS < m ? q0 + RUN_SUM_ROWS : m;
+            memset(acc, 0, (size_t)n * sizeof *acc);
+            for (int64_t q = q0; q < q1; q++)
+                for (int64_t j = 0; j < n; j += 16) {
+                    v16 gv = *(const v16 *)(gr + q * n + j), v = gv, w = gv;
+                    v *= *(const v16 *)(pr + j);
+                    float *dp = d + q * is_f + j;
+                    *(v16 *)dp = set_f ? v : *(const v16 *)dp + v;
+                    w *= *(const v16 *)(pf + q * is_f + j);
+                    *(v16 *)(acc + j) += w;
+                }
+            for (int64_t j = 0; j < n; j++) q_r[j] += (double)acc[j];
+        }
+    }
+}
+
+/* A product's two gradients in one sweep over dout when one operand is full and the other
+ * constant along the second-to-last dimension in whole vectors (a squeeze-excite's
+ * (n,h,w,c) * (n,1,1,c)): da and db as bc_grad's two passes give them, bit for bit, dout
+ * read once instead of twice. 0 (nothing written) for other shapes, or when the partials do
+ * not fit. */
+static int mul_grads_one_sweep(const ams_backend *be, const bshape *s, float *da, int set_a,
+                               float *db, int set_b, const float *g, const float *a,
+                               const float *b) {
+    ams_cpu_state *st = (ams_cpu_state *)be->state;
+    const int64_t n = s->rows * s->inner;
+    if (s->nd < 2 || s->inner % 16 || s->inner > RUN_SUM_COLS || !s->sa[s->nd - 1] ||
+        !s->sb[s->nd - 1] || (s->na == n) == (s->nb == n))
+        return 0;
+    const int fb = s->nb == n; /* b full, a constant through runs */
+    const int64_t nr = fb ? s->na : s->nb;
+    if ((fb ? s->sa : s->sb)[s->nd - 2] != 0 || nr > MAX_PARTIAL) return 0;
+    int nt = cpu_threads_for(be, n); /* as bc_grad: the same slices, the same sums */
+    if (nt > units(s)) nt = (int)units(s);
+    if (!ams_cpu_part_reserve(st, (size_t)nt * (size_t)nr * 2)) return 0;
+    double *part = (double *)(void *)st->part;
+    float *df = fb ? db : da, *dr = fb ? da : db;
+    int set_f = fb ? set_b : set_a, set_r = fb ? set_a : set_b;
+    CPU_PARALLEL_FOR
+    for (int k = 0; k < nt; k++) {
+        int64_t lo, hi;
+        split(s, k, nt, &lo, &hi);
+        double *p = part + (size_t)k * (size_t)nr;
+        memset(p, 0, (size_t)nr * sizeof *p);
+        if (hi > lo) both_rows(s, fb, set_f, df, p, g, a, b, lo, hi);
+    }
+    for (int64_t j = 0; j < nr; j++) {
+        double v = 0;
+        for (int k = 0; k < nt; k++) v += part[(size_t)k * (size_t)nr + (size_t)j];
+        dr[j] = set_r ? (float)v : dr[j] + (float)v;
+    }
+    return 1;
+}
+
 static void add_fwd(const ams_backend *be, float *out, const float *a, const float *b,
                     const ams_bcast_desc *d) {
     bshape s;
@@ -477,6 +549,7 @@ static void mul_bwd_set(const ams_backend *be, float *da, float *db, const float
                         int set_b) {
     bshape s;
     int ok = collapse(d, &s);
+    if (da && db && ok && mul_grads_one_sweep(be, &s, da, set_a, db, set_b, dout, a, b)) return;
     if (da && !(ok && bc_grad(be, T_TIMES_B, set_a, 0, &s, da, dout, a, b))) {
         zero_if(set_a, da, d, 0);
         ams_ref_mul_backward(be, da, NULL, dout, a, b, d);
