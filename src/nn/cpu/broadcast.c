@@ -389,6 +389,15 @@ static void bc_forward(int op, const ams_backend *be, float *out, const float *a
     }
 }
 
+/* dx (= or +=, set) the sum of nt per-thread double partials of nx elements each. */
+static void fold_partials(const double *part, int nt, int64_t nx, float *dx, int set) {
+    for (int64_t j = 0; j < nx; j++) {
+        double v = 0;
+        for (int k = 0; k < nt; k++) v += part[(size_t)k * (size_t)nx + (size_t)j];
+        dx[j] = set ? (float)v : dx[j] + (float)v;
+    }
+}
+
 /* dx += the gradient of operand xb with term t; 0 when the partials do not fit. */
 static int bc_grad(const ams_backend *be, int t, int set, int xb, const bshape *s, float *dx,
                    const float *g, const float *a, const float *b) {
@@ -415,11 +424,7 @@ static int bc_grad(const ams_backend *be, int t, int set, int xb, const bshape *
         memset(p, 0, (size_t)nx * sizeof *p);
         if (hi > lo) bwd_rows(t, 0, xb, s, NULL, p, g, a, b, lo, hi);
     }
-    for (int64_t j = 0; j < nx; j++) {
-        double v = 0;
-        for (int k = 0; k < nt; k++) v += part[(size_t)k * (size_t)nx + (size_t)j];
-        dx[j] = set ? (float)v : dx[j] + (float)v;
-    }
+    fold_partials(part, nt, nx, dx, set);
     return 1;
 }
 
@@ -486,11 +491,7 @@ static int mul_grads_one_sweep(const ams_backend *be, const bshape *s, float *da
         memset(p, 0, (size_t)nr * sizeof *p);
         if (hi > lo) both_rows(s, fb, set_f, df, p, g, a, b, lo, hi);
     }
-    for (int64_t j = 0; j < nr; j++) {
-        double v = 0;
-        for (int k = 0; k < nt; k++) v += part[(size_t)k * (size_t)nr + (size_t)j];
-        dr[j] = set_r ? (float)v : dr[j] + (float)v;
-    }
+    fold_partials(part, nt, nr, dr, set_r);
     return 1;
 }
 

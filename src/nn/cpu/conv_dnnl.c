@@ -588,33 +588,6 @@ static int conv_backward_body(const ams_backend *be, int set, float *din, const 
     return masked;
 }
 
-static void conv_backward(const ams_backend *be, int set, float *din, const float *relu_of,
-                          float *dweight, float *dbias, const float *dout, const float *in,
-                          const float *weight, const ams_conv2d_desc *d) {
-    if (!conv_backward_body(be, set, din, relu_of, dweight, dbias, dout, in, weight, d) &&
-        relu_of && din) /* in place: an element reads and writes only itself */
-        be->relu_backward_set(be, din, din, relu_of,
-                              (int64_t)d->n * d->h * d->w * d->c);
-}
-
-void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
-                             const float *dout, const float *in, const float *weight,
-                             const ams_conv2d_desc *d) {
-    conv_backward(be, 0, din, NULL, dweight, dbias, dout, in, weight, d);
-}
-
-void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight,
-                                     float *dbias, const float *dout, const float *in,
-                                     const float *weight, const ams_conv2d_desc *d) {
-    conv_backward(be, 1, din, NULL, dweight, dbias, dout, in, weight, d);
-}
-
-void ams_cpu_conv2d_backward_relu(const ams_backend *be, int set, float *din, float *dweight,
-                                  float *dbias, const float *dout, const float *in,
-                                  const float *weight, const ams_conv2d_desc *d) {
-    conv_backward(be, set, din, in, dweight, dbias, dout, in, weight, d);
-}
-
 /* Transposed forward = backward-data of the conv (out fully overwritten), then bias; tiling
  * windows with oc % 16 == 0 run our own kernel. */
 void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in,
@@ -740,28 +713,6 @@ static int conv_backward_body(const ams_backend *be, int set, float *din, const 
     ams_ref_conv2d_backward(be, din, dweight, dbias, dout, in, weight, d);
     return masked;
 }
-static void conv_backward(const ams_backend *be, int set, float *din, const float *relu_of,
-                          float *dweight, float *dbias, const float *dout, const float *in,
-                          const float *weight, const ams_conv2d_desc *d) {
-    if (!conv_backward_body(be, set, din, relu_of, dweight, dbias, dout, in, weight, d) &&
-        relu_of && din) /* in place: an element reads and writes only itself */
-        be->relu_backward_set(be, din, din, relu_of, (int64_t)d->n * d->h * d->w * d->c);
-}
-void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
-                             const float *dout, const float *in, const float *weight,
-                             const ams_conv2d_desc *d) {
-    conv_backward(be, 0, din, NULL, dweight, dbias, dout, in, weight, d);
-}
-void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight,
-                                     float *dbias, const float *dout, const float *in,
-                                     const float *weight, const ams_conv2d_desc *d) {
-    conv_backward(be, 1, din, NULL, dweight, dbias, dout, in, weight, d);
-}
-void ams_cpu_conv2d_backward_relu(const ams_backend *be, int set, float *din, float *dweight,
-                                  float *dbias, const float *dout, const float *in,
-                                  const float *weight, const ams_conv2d_desc *d) {
-    conv_backward(be, set, din, in, dweight, dbias, dout, in, weight, d);
-}
 void ams_cpu_conv2d_transpose_forward(const ams_backend *be, float *out, const float *in,
                                       const float *weight, const float *bias,
                                       const ams_conv2d_desc *d) {
@@ -780,6 +731,34 @@ void ams_cpu_conv2d_transpose_backward(const ams_backend *be, float *din, float 
 void ams_cpu_conv_cache_free(ams_cpu_state *st) { (void)st; }
 
 #endif
+
+/* Either build's conv_backward_body, then a folded relu's select in a pass of its own where
+ * no kernel of ours applied it as it stored din. */
+static void conv_backward(const ams_backend *be, int set, float *din, const float *relu_of,
+                          float *dweight, float *dbias, const float *dout, const float *in,
+                          const float *weight, const ams_conv2d_desc *d) {
+    if (!conv_backward_body(be, set, din, relu_of, dweight, dbias, dout, in, weight, d) &&
+        relu_of && din) /* in place: an element reads and writes only itself */
+        be->relu_backward_set(be, din, din, relu_of, (int64_t)d->n * d->h * d->w * d->c);
+}
+
+void ams_cpu_conv2d_backward(const ams_backend *be, float *din, float *dweight, float *dbias,
+                             const float *dout, const float *in, const float *weight,
+                             const ams_conv2d_desc *d) {
+    conv_backward(be, 0, din, NULL, dweight, dbias, dout, in, weight, d);
+}
+
+void ams_cpu_conv2d_backward_din_set(const ams_backend *be, float *din, float *dweight,
+                                     float *dbias, const float *dout, const float *in,
+                                     const float *weight, const ams_conv2d_desc *d) {
+    conv_backward(be, 1, din, NULL, dweight, dbias, dout, in, weight, d);
+}
+
+void ams_cpu_conv2d_backward_relu(const ams_backend *be, int set, float *din, float *dweight,
+                                  float *dbias, const float *dout, const float *in,
+                                  const float *weight, const ams_conv2d_desc *d) {
+    conv_backward(be, set, din, in, dweight, dbias, dout, in, weight, d);
+}
 
 /* The tiled kernels overwrite din themselves; the other paths accumulate into zeros. */
 void ams_cpu_conv2d_transpose_backward_din_set(const ams_backend *be, float *din,
